@@ -1,0 +1,139 @@
+"""wsjet: a fast, conformant asyncio WebSocket library (RFC 6455, RFC 7692).
+
+Two faces over one engine:
+
+* the coroutine face: :func:`serve`, :func:`connect`, ``recv()`` / ``send()``;
+* the callback face: :class:`WebSocketServer`, :class:`Client`,
+  :class:`WebSocketReader`, :class:`WebSocketWriter`.
+
+Names are imported lazily (PEP 562) so that ``import wsjet.core`` — the
+Sans-I/O core — never pulls in asyncio.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it.
+_EXPORTS = {
+    "serve": "wsjet.server",
+    "unix_serve": "wsjet.server",
+    "Server": "wsjet.server",
+    "WebSocketServerProtocol": "wsjet.server",
+    "connect": "wsjet.client",
+    "unix_connect": "wsjet.client",
+    "WebSocketClientProtocol": "wsjet.client",
+    "WebSocketCommonProtocol": "wsjet.protocol",
+    "State": "wsjet.core.connection",
+    "Close": "wsjet.core.frames",
+    "CloseCode": "wsjet.core.frames",
+    "Opcode": "wsjet.core.frames",
+    "Headers": "wsjet.core.http",
+    "Request": "wsjet.core.http",
+    "Response": "wsjet.core.http",
+    "DeflateOptions": "wsjet.core.deflate",
+    "speedups_enabled": "wsjet.core.mask",
+    "ConcurrencyError": "wsjet.exceptions",
+    "ConnectionClosed": "wsjet.exceptions",
+    "ConnectionClosedError": "wsjet.exceptions",
+    "ConnectionClosedOK": "wsjet.exceptions",
+    "InvalidHandshake": "wsjet.exceptions",
+    "InvalidHeader": "wsjet.exceptions",
+    "InvalidMessage": "wsjet.exceptions",
+    "InvalidOrigin": "wsjet.exceptions",
+    "InvalidPayloadData": "wsjet.exceptions",
+    "InvalidState": "wsjet.exceptions",
+    "InvalidStatus": "wsjet.exceptions",
+    "InvalidURI": "wsjet.exceptions",
+    "InvalidUpgrade": "wsjet.exceptions",
+    "InvalidVersion": "wsjet.exceptions",
+    "NegotiationError": "wsjet.exceptions",
+    "PayloadTooBig": "wsjet.exceptions",
+    "ProtocolError": "wsjet.exceptions",
+    "WebSocketError": "wsjet.exceptions",
+}
+
+__all__ = [
+    "Close",
+    "CloseCode",
+    "ConcurrencyError",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "DeflateOptions",
+    "Headers",
+    "InvalidHandshake",
+    "InvalidHeader",
+    "InvalidMessage",
+    "InvalidOrigin",
+    "InvalidPayloadData",
+    "InvalidState",
+    "InvalidStatus",
+    "InvalidURI",
+    "InvalidUpgrade",
+    "InvalidVersion",
+    "NegotiationError",
+    "Opcode",
+    "PayloadTooBig",
+    "ProtocolError",
+    "Request",
+    "Response",
+    "Server",
+    "State",
+    "WebSocketClientProtocol",
+    "WebSocketCommonProtocol",
+    "WebSocketError",
+    "WebSocketServerProtocol",
+    "__version__",
+    "connect",
+    "serve",
+    "speedups_enabled",
+    "unix_connect",
+    "unix_serve",
+]
+
+if TYPE_CHECKING:
+    from .client import WebSocketClientProtocol, connect, unix_connect
+    from .core.connection import State
+    from .core.deflate import DeflateOptions
+    from .core.frames import Close, CloseCode, Opcode
+    from .core.http import Headers, Request, Response
+    from .core.mask import speedups_enabled
+    from .exceptions import (
+        ConcurrencyError,
+        ConnectionClosed,
+        ConnectionClosedError,
+        ConnectionClosedOK,
+        InvalidHandshake,
+        InvalidHeader,
+        InvalidMessage,
+        InvalidOrigin,
+        InvalidPayloadData,
+        InvalidState,
+        InvalidStatus,
+        InvalidUpgrade,
+        InvalidURI,
+        InvalidVersion,
+        NegotiationError,
+        PayloadTooBig,
+        ProtocolError,
+        WebSocketError,
+    )
+    from .protocol import WebSocketCommonProtocol
+    from .server import Server, WebSocketServerProtocol, serve, unix_serve
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wsjet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,5 @@
+"""``python -m wsjet``: the command line."""
+
+from .cli import main
+
+main()

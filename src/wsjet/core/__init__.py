@@ -1,0 +1,1 @@
+"""Sans-I/O core of wsjet: no asyncio, sockets, TLS or clocks in here."""

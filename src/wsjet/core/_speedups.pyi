@@ -1,0 +1,17 @@
+"""Type stub for the compiled ``wsjet.core._speedups`` (see ``_speedups.c``).
+
+Both functions accept any C-contiguous bytes-like object, by position or by
+keyword, like their pure-Python twins in ``wsjet.core._mask``.
+"""
+
+from typing_extensions import Buffer
+
+def apply_mask(data: Buffer, mask: Buffer) -> bytes:
+    """Return ``data`` XORed with the 4-byte ``mask`` repeated (RFC 6455 §5.3)."""
+
+def apply_mask_into(data: Buffer, mask: Buffer, out: Buffer) -> None:
+    """Write ``data`` XORed with the repeated 4-byte ``mask`` into ``out``.
+
+    ``out`` is a writable buffer of the same length as ``data``; it may be
+    ``data`` itself but must not otherwise overlap it.
+    """

@@ -1,0 +1,527 @@
+"""The WebSocket connection state machine (RFC 6455 §5-§7), for both roles.
+
+Sans-I/O: bytes go in through :meth:`Connection.receive_data` and
+:meth:`Connection.receive_eof`; events come out of
+:meth:`Connection.events_received` and bytes to write out of
+:meth:`Connection.data_to_send`. The connection never touches a socket or a
+clock; the I/O layer reads :meth:`Connection.close_expected` and
+:meth:`Connection.wants_eof` to know when TCP should end.
+
+A connection starts OPEN: the opening handshake (:mod:`wsjet.core.handshake`)
+happens before it exists, and any bytes that followed the handshake are fed to
+it first.
+"""
+
+from __future__ import annotations
+
+import codecs
+import enum
+import logging
+import os
+from collections.abc import Callable
+from typing import Protocol
+
+from ..exceptions import InvalidPayloadData, InvalidState, PayloadTooBig, ProtocolError
+from .events import CloseReceived, DataReceived, Event, PingReceived, PongReceived
+from .frames import Close, CloseCode, Opcode, frame_header, is_valid_close_code
+from .mask import apply_mask
+
+__all__ = ["DEFAULT_MAX_FRAGMENTS", "Connection", "MessageCodec", "Side", "State"]
+
+logger = logging.getLogger("wsjet")
+
+#: Most frames one message may take, empty ones included. Autobahn 9.3.1 sends
+#: 65,536 fragments; beyond twice that a peer is only burning our CPU.
+DEFAULT_MAX_FRAGMENTS = 131_072
+
+
+class Side(enum.Enum):
+    """Which end of the connection we are: it decides the masking rules (§5.1)."""
+
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class State(enum.IntEnum):
+    """Connection states of RFC 6455 §4, §7."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class MessageCodec(Protocol):
+    """What the connection needs of a per-message extension (RFC 7692)."""
+
+    def decode(
+        self, data: bytes | bytearray | memoryview, *, end_of_message: bool, max_length: int | None
+    ) -> bytes: ...
+
+    def encode(
+        self, data: bytes | bytearray | memoryview, *, end_of_message: bool = True
+    ) -> bytes: ...
+
+
+class _MaskKeys:
+    """Masking keys from the OS's CSPRNG (RFC 6455 §10.3), drawn 4 KiB at a time."""
+
+    __slots__ = ("_pool", "_pos")
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._pos = 0
+
+    def __call__(self) -> bytes:
+        if self._pos >= len(self._pool):
+            self._pool = os.urandom(4096)
+            self._pos = 0
+        key = self._pool[self._pos : self._pos + 4]
+        self._pos += 4
+        return key
+
+
+_FIN, _RSV1, _RSV23, _OPCODE = 0x80, 0x40, 0x30, 0x0F
+_KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
+
+
+class Connection:
+    """One WebSocket connection's protocol state, after the opening handshake.
+
+    Args:
+        side: :attr:`Side.SERVER` or :attr:`Side.CLIENT`.
+        max_size: largest incoming message in bytes (after decompression);
+            ``None`` for no limit. Larger messages fail the connection with 1009.
+        max_fragments: most frames one incoming message may take.
+        codec: the negotiated permessage-deflate codec, if any.
+        compression_threshold: outgoing messages smaller than this many bytes
+            are sent uncompressed even when a codec is negotiated.
+        mask_key: source of masking keys (a client masks every frame, §5.3);
+            tests pin it to get golden bytes.
+        logger: where frames are logged at DEBUG level.
+    """
+
+    def __init__(
+        self,
+        side: Side,
+        *,
+        max_size: int | None = 2**20,
+        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
+        codec: MessageCodec | None = None,
+        compression_threshold: int = 0,
+        mask_key: Callable[[], bytes] | None = None,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = logger,
+    ) -> None:
+        self.side = side
+        self.state = State.OPEN
+        self.max_size = max_size
+        self.max_fragments = max_fragments
+        self.codec = codec
+        self.compression_threshold = compression_threshold
+        self.logger = logger
+        self._debug = logger.isEnabledFor(logging.DEBUG)
+        self._mask_key = (
+            mask_key if mask_key is not None else (_MaskKeys() if side is Side.CLIENT else None)
+        )
+        # §5.1: clients mask, servers don't; each side fails the other's mistake.
+        self._expect_masked = side is Side.SERVER
+
+        #: Close frames received and sent, once they are.
+        self.close_rcvd: Close | None = None
+        self.close_sent: Close | None = None
+        self.close_rcvd_then_sent: bool | None = None
+        #: The protocol error the peer made, when the connection failed because of it.
+        self.failure: ProtocolError | None = None
+        self.eof_received = False
+
+        self._buffer = bytearray()
+        self._events: list[Event] = []
+        self._output: list[bytes] = []
+        self._parsing = True
+        self._eof_wanted = False
+
+        # The frame whose payload is being received (data frames stream it).
+        self._frame_remaining = 0
+        self._frame_fin = False
+        self._frame_mask: bytes | None = None
+        self._frame_offset = 0
+        # The message being received: its opcode (None between messages), size so
+        # far, frame count, whether it is compressed, and its UTF-8 decoder.
+        self._msg_opcode: int | None = None
+        self._msg_size = 0
+        self._msg_frames = 0
+        self._msg_compressed = False
+        self._msg_pieces = 0
+        self._decoder: codecs.IncrementalDecoder | None = None
+        # The message being sent when it is fragmented: whether it is compressed.
+        self._out_msg: bool | None = None
+
+    # --- the I/O layer's side of the contract ---------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes received from the network."""
+        if not self._parsing:
+            return  # after a close frame or a failure, the rest is discarded (§5.5.1)
+        self._buffer += data
+        try:
+            self._parse()
+        except ProtocolError as exc:
+            self._fail(exc)
+
+    def receive_eof(self) -> None:
+        """Tell the connection that the peer closed TCP (or it was lost)."""
+        self.eof_received = True
+        self._parsing = False
+        self.state = State.CLOSED
+
+    def events_received(self) -> list[Event]:
+        """Return the events parsed since the last call, in order."""
+        events, self._events = self._events, []
+        return events
+
+    def data_to_send(self) -> list[bytes]:
+        """Return the bytes to write since the last call, as a list of buffers."""
+        output, self._output = self._output, []
+        return output
+
+    def close_expected(self) -> bool:
+        """Tell whether TCP is expected to close soon: a close frame was sent.
+
+        The I/O layer then bounds the wait with its close timeout.
+        """
+        return self.close_sent is not None or self.failure is not None
+
+    def wants_eof(self) -> bool:
+        """Tell whether this side should close TCP now, after flushing its data.
+
+        The server does once the closing handshake is complete (RFC 6455 §7.1.1);
+        either side does after failing the connection (§7.1.7). A client whose
+        handshake completed waits for the server to close first.
+        """
+        return self._eof_wanted
+
+    # --- sending ------------------------------------------------------------------------
+
+    def send_text(self, data: bytes, *, fin: bool = True, compress: bool | None = None) -> None:
+        """Send a text frame; ``data`` is UTF-8 encoded already."""
+        self._send_data(Opcode.TEXT, data, fin, compress)
+
+    def send_binary(
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        fin: bool = True,
+        compress: bool | None = None,
+    ) -> None:
+        """Send a binary frame."""
+        self._send_data(Opcode.BINARY, data, fin, compress)
+
+    def send_continuation(self, data: bytes | bytearray | memoryview, *, fin: bool) -> None:
+        """Send the next frame of a fragmented message started with ``fin=False``."""
+        if self._out_msg is None:
+            raise InvalidState("no fragmented message in progress")
+        self._send_data(Opcode.CONT, data, fin, self._out_msg)
+
+    def send_ping(self, data: bytes = b"") -> None:
+        """Send a ping; ``data`` is at most 125 bytes (§5.5)."""
+        self._check_control(data)
+        self._write_frame(Opcode.PING, data, True, False)
+
+    def send_pong(self, data: bytes = b"") -> None:
+        """Send a pong; ``data`` is at most 125 bytes (§5.5)."""
+        self._check_control(data)
+        self._write_frame(Opcode.PONG, data, True, False)
+
+    def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start the closing handshake (§7.1.2), or answer the peer's close.
+
+        ``code`` 1005 sends a close frame without a code; then ``reason`` must be empty.
+        """
+        if self.close_sent is not None or self.state is State.CLOSED:
+            raise InvalidState(f"connection is {self.state.name}: close frame already sent")
+        if code == CloseCode.NO_STATUS_RCVD:
+            if reason:
+                raise ValueError("a close frame without a code cannot carry a reason")
+        elif not is_valid_close_code(code):
+            raise ValueError(f"close code {code} is not allowed in a close frame")
+        close = Close(code, reason)
+        payload = close.serialize()
+        if len(payload) > 125:
+            raise ValueError("close reason is longer than 123 bytes of UTF-8")
+        self._write_frame(Opcode.CLOSE, payload, True, False)
+        self.close_sent = close
+        if self.close_rcvd is not None:
+            self.close_rcvd_then_sent = True
+            if self.side is Side.SERVER:
+                self._eof_wanted = True
+        self.state = State.CLOSING
+
+    def fail(self, code: int, reason: str = "") -> None:
+        """Fail the connection (§7.1.7): send a close frame if possible, then close TCP."""
+        if self.close_sent is None and self.state is not State.CLOSED:
+            self.send_close(code, reason)
+        self._parsing = False
+        self._eof_wanted = True
+
+    # --- sending internals ------------------------------------------------------------
+
+    def _check_control(self, data: bytes) -> None:
+        if len(data) > 125:
+            raise ValueError("control frame payload is longer than 125 bytes")
+        if self.close_sent is not None or self.state is not State.OPEN:
+            raise InvalidState(f"connection is {self.state.name}")
+
+    def _send_data(
+        self, opcode: int, data: bytes | bytearray | memoryview, fin: bool, compress: bool | None
+    ) -> None:
+        if self.close_sent is not None or self.state is not State.OPEN:
+            raise InvalidState(f"connection is {self.state.name}")
+        if opcode != Opcode.CONT:
+            if self._out_msg is not None:
+                raise InvalidState("a fragmented message is in progress")
+            if compress is None:
+                compress = self.codec is not None and (
+                    not fin or len(data) >= self.compression_threshold
+                )
+            else:
+                compress = compress and self.codec is not None
+        rsv1 = bool(compress) and opcode != Opcode.CONT
+        if compress:
+            assert self.codec is not None
+            data = self.codec.encode(data, end_of_message=fin)
+        self._out_msg = None if fin else bool(compress)
+        self._write_frame(opcode, data, fin, rsv1)
+
+    def _write_frame(
+        self, opcode: int, data: bytes | bytearray | memoryview, fin: bool, rsv1: bool
+    ) -> None:
+        if self._debug:
+            self._log_frame(">", opcode, data, fin, rsv1)
+        mask_key = self._mask_key() if self._mask_key is not None else None
+        header = frame_header(opcode, len(data), fin=fin, rsv1=rsv1, mask_key=mask_key)
+        if mask_key is not None:
+            self._output.append(header + apply_mask(data, mask_key))
+        elif len(data) < 1024:
+            # Small frames: one buffer is cheaper than two writes.
+            self._output.append(header + data)
+        else:
+            self._output.append(header)
+            # A mutable buffer could change before the transport sends it.
+            self._output.append(data if isinstance(data, bytes) else bytes(data))
+
+    def _log_frame(
+        self,
+        direction: str,
+        opcode: int,
+        data: bytes | bytearray | memoryview,
+        fin: bool,
+        rsv1: bool,
+    ) -> None:
+        preview = bytes(data[:24])
+        if opcode == Opcode.TEXT or (opcode == Opcode.CONT and self._msg_opcode == Opcode.TEXT):
+            shown = repr(preview.decode(errors="replace"))
+        else:
+            shown = preview.hex(" ")
+        more = "..." if len(data) > 24 else ""
+        flags = ("" if fin else " [continued]") + (" [compressed]" if rsv1 else "")
+        self.logger.debug(
+            "%s %s %s%s (%d bytes)%s", direction, Opcode(opcode).name, shown, more, len(data), flags
+        )
+
+    # --- receiving ------------------------------------------------------------------------
+
+    def _fail(self, exc: ProtocolError) -> None:
+        self.failure = exc
+        reason = str(exc).encode()[:123].decode(errors="ignore")
+        self.fail(exc.close_code, reason)
+
+    def _parse(self) -> None:
+        buf = self._buffer
+        end = len(buf)
+        pos = 0
+        try:
+            while self._parsing:
+                if self._frame_remaining:
+                    # Stream a data frame's payload as it arrives.
+                    n = min(self._frame_remaining, end - pos)
+                    if n == 0:
+                        break
+                    self._frame_remaining -= n
+                    with memoryview(buf) as view, view[pos : pos + n] as chunk:
+                        pos += n
+                        self._receive_payload(chunk)
+                    continue
+                if end - pos < 2:
+                    break
+                first, second = buf[pos], buf[pos + 1]
+                length = second & 0x7F
+                opcode = first & _OPCODE
+                self._check_header(first, second, opcode, length)
+                header_size = 2 + (2 if length == 126 else 8 if length == 127 else 0)
+                if end - pos < header_size:
+                    break
+                if length == 126:
+                    length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                    if length < 126:
+                        raise ProtocolError("payload length not minimally encoded (16 bits)")
+                elif length == 127:
+                    length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                    if length >> 63:
+                        raise ProtocolError("payload length has its most significant bit set")
+                    if length < 65536:
+                        raise ProtocolError("payload length not minimally encoded (64 bits)")
+                if opcode < Opcode.CLOSE:
+                    self._check_size(first, opcode, length)
+                if second & 0x80:
+                    header_size += 4
+                    if end - pos < header_size:
+                        break
+                mask = (
+                    bytes(buf[pos + header_size - 4 : pos + header_size]) if second & 0x80 else None
+                )
+                if opcode >= Opcode.CLOSE:
+                    # Control frames are handled whole; they are at most 125 bytes.
+                    if end - pos < header_size + length:
+                        break
+                    payload = bytes(buf[pos + header_size : pos + header_size + length])
+                    pos += header_size + length
+                    if mask is not None:
+                        payload = apply_mask(payload, mask)
+                    self._receive_control(opcode, payload)
+                else:
+                    pos += header_size
+                    self._start_data_frame(first, opcode, length, mask)
+        finally:
+            del buf[:pos]
+
+    def _check_header(self, first: int, second: int, opcode: int, length: int) -> None:
+        if opcode not in _KNOWN_OPCODES:
+            raise ProtocolError(f"unknown opcode {opcode:#x}")
+        if first & _RSV23:
+            raise ProtocolError("reserved bits RSV2/RSV3 set without an extension")
+        if first & _RSV1 and (self.codec is None or opcode not in (Opcode.TEXT, Opcode.BINARY)):
+            raise ProtocolError(f"reserved bit RSV1 set on a {Opcode(opcode).name} frame")
+        if bool(second & 0x80) is not self._expect_masked:
+            raise ProtocolError(
+                "client frame is not masked" if self._expect_masked else "server frame is masked"
+            )
+        if opcode >= Opcode.CLOSE:
+            if not first & _FIN:
+                raise ProtocolError(f"fragmented {Opcode(opcode).name} frame")
+            if length > 125:
+                raise ProtocolError(f"{Opcode(opcode).name} frame payload longer than 125 bytes")
+        elif opcode == Opcode.CONT:
+            if self._msg_opcode is None:
+                raise ProtocolError("continuation frame without a message in progress")
+        elif self._msg_opcode is not None:
+            raise ProtocolError(f"{Opcode(opcode).name} frame while a message is in progress")
+
+    def _check_size(self, first: int, opcode: int, length: int) -> None:
+        # Refuse from the header alone, before buffering any of the payload.
+        if opcode == Opcode.CONT:
+            frames, size, compressed = self._msg_frames, self._msg_size, self._msg_compressed
+        else:
+            frames, size, compressed = 0, 0, bool(first & _RSV1)
+        if frames >= self.max_fragments:
+            raise PayloadTooBig(f"message has more than {self.max_fragments} fragments")
+        if not compressed and self.max_size is not None and size + length > self.max_size:
+            raise PayloadTooBig(
+                f"message over {self.max_size} bytes ({size} received, next frame {length})"
+            )
+
+    def _start_data_frame(self, first: int, opcode: int, length: int, mask: bytes | None) -> None:
+        fin = bool(first & _FIN)
+        if opcode != Opcode.CONT:
+            self._msg_opcode = opcode
+            self._msg_size = 0
+            self._msg_frames = 0
+            self._msg_pieces = 0
+            self._msg_compressed = bool(first & _RSV1)
+            self._decoder = None
+        self._msg_frames += 1
+        if self._debug:
+            name = Opcode(opcode).name
+            self.logger.debug(
+                "< %s frame (%d bytes)%s", name, length, "" if fin else " [continued]"
+            )
+        self._frame_fin = fin
+        self._frame_mask = mask
+        self._frame_offset = 0
+        self._frame_remaining = length
+        if length == 0:
+            self._receive_payload(memoryview(b""))
+
+    def _receive_payload(self, chunk: memoryview) -> None:
+        mask = self._frame_mask
+        if mask is not None:
+            offset = self._frame_offset & 3
+            if offset:
+                mask = mask[offset:] + mask[:offset]
+            self._frame_offset += len(chunk)
+            data = apply_mask(chunk, mask)
+        else:
+            data = bytes(chunk)
+        end = self._frame_fin and self._frame_remaining == 0
+        if self._msg_compressed:
+            assert self.codec is not None
+            limit = None if self.max_size is None else self.max_size - self._msg_size
+            data = self.codec.decode(data, end_of_message=end, max_length=limit)
+        self._msg_size += len(data)
+        if self.max_size is not None and self._msg_size > self.max_size:
+            raise PayloadTooBig(f"message over {self.max_size} bytes after decompression")
+        piece: str | bytes = data
+        if self._msg_opcode == Opcode.TEXT:
+            piece = self._decode_text(data, end)
+        if not piece and not end:
+            return  # nothing to hand over yet
+        self._events.append(DataReceived(piece, self._msg_pieces == 0, end))
+        self._msg_pieces += 1
+        if end:
+            self._msg_opcode = None
+
+    def _decode_text(self, data: bytes, end: bool) -> str:
+        # §8.1: fail on invalid UTF-8 as soon as the bad byte arrives.
+        try:
+            if self._decoder is None:
+                if end and self._msg_pieces == 0:
+                    return data.decode()  # a whole message in hand: the fast path
+                self._decoder = codecs.getincrementaldecoder("utf-8")()
+            text = self._decoder.decode(data, end)
+        except UnicodeDecodeError as exc:
+            raise InvalidPayloadData(f"invalid UTF-8 in text message: {exc.reason}") from exc
+        pending = self._decoder.getstate()[0]
+        # CPython waits for a third byte before rejecting a surrogate (ED A0-BF).
+        if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+            raise InvalidPayloadData("invalid UTF-8 in text message: surrogate code point")
+        return text
+
+    def _receive_control(self, opcode: int, payload: bytes) -> None:
+        if self._debug:
+            self._log_frame("<", opcode, payload, True, False)
+        if opcode == Opcode.PING:
+            # §5.5.2: answer with a pong carrying the same data, unless closing.
+            if self.close_sent is None:
+                self._write_frame(Opcode.PONG, payload, True, False)
+            self._events.append(PingReceived(payload))
+        elif opcode == Opcode.PONG:
+            self._events.append(PongReceived(payload))
+        else:
+            self._receive_close(payload)
+
+    def _receive_close(self, payload: bytes) -> None:
+        close = Close.parse(payload)  # may raise ProtocolError / InvalidPayloadData
+        self.close_rcvd = close
+        self._parsing = False  # §5.5.1: nothing follows a close frame
+        if self.close_sent is None:
+            # §5.5.1: answer with a close frame, echoing the code.
+            self.close_rcvd_then_sent = True
+            echo = (
+                close.code if close.code != CloseCode.NO_STATUS_RCVD else CloseCode.NO_STATUS_RCVD
+            )
+            self.send_close(echo)
+        else:
+            self.close_rcvd_then_sent = False
+        if self.side is Side.SERVER:
+            self._eof_wanted = True
+        self.state = State.CLOSING
+        self._events.append(CloseReceived(close))

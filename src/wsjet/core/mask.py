@@ -1,0 +1,30 @@
+"""Masking (RFC 6455 §5.3), compiled when the extension is built.
+
+``WSJET_NO_EXTENSIONS=1`` in the environment forces the pure-Python twin in
+:mod:`wsjet.core._mask`, which is the specification the compiled code matches.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ._mask import apply_mask as _pure_apply_mask
+
+__all__ = ["apply_mask", "speedups_enabled"]
+
+_SPEEDUPS = False
+apply_mask = _pure_apply_mask
+
+if not os.environ.get("WSJET_NO_EXTENSIONS"):
+    try:
+        from . import _speedups
+    except ImportError:  # the optional extension was not built
+        pass
+    else:
+        apply_mask = _speedups.apply_mask
+        _SPEEDUPS = True
+
+
+def speedups_enabled() -> bool:
+    """Tell whether the compiled hot path is in use."""
+    return _SPEEDUPS

@@ -1,0 +1,586 @@
+"""The asyncio engine: :class:`WebSocketCommonProtocol` drives a Sans-I/O connection.
+
+One instance per connection, for both roles and both public faces. It owns
+everything that needs a clock or a socket: the open / close / keepalive timers,
+read flow control (``max_queue``), write flow control (``write_limit``), and
+waking the coroutines that wait on the connection.
+
+Incoming message pieces go to a *sink*. The coroutine face's sink assembles
+messages for :meth:`recv`; the callback face (:mod:`wsjet.client`) installs its
+own sink that streams pieces into a :class:`~wsjet.stream.reader.WebSocketReader`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, Final
+
+from .core.connection import Connection, State
+from .core.events import CloseReceived, DataReceived, PingReceived, PongReceived
+from .core.frames import Close, CloseCode
+from .core.http import Headers
+from .exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+)
+
+__all__ = ["Data", "WebSocketCommonProtocol"]
+
+Data = str | bytes
+_OK_CODES: Final = frozenset(
+    {CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD}
+)
+
+# Reasons to stop reading the socket; reading resumes when none is left.
+_PAUSED_BY_QUEUE, _PAUSED_BY_WRITES, _PAUSED_BY_SINK = 1, 2, 4
+
+
+class WebSocketCommonProtocol(asyncio.Protocol):
+    """A WebSocket connection, once its opening handshake is done.
+
+    Server and client subclasses (:class:`~wsjet.server.WebSocketServerProtocol`,
+    :class:`~wsjet.client.WebSocketClientProtocol`) add the opening handshake.
+
+    Args:
+        ping_interval: seconds between keepalive pings; ``None`` disables them.
+        ping_timeout: seconds to wait for the pong before failing the
+            connection with 1011; ``None`` waits forever.
+        close_timeout: seconds to wait for the closing handshake and for TCP to
+            close before dropping the connection.
+        max_size: largest incoming message in bytes; ``None`` for no limit.
+        max_queue: most complete messages buffered before reading pauses;
+            ``None`` for no limit.
+        write_limit: bytes buffered for sending above which :meth:`send`
+            waits for the transport to drain (and reading pauses).
+        logger: logger for this connection; defaults to ``wsjet.server`` or
+            ``wsjet.client``.
+    """
+
+    is_client: bool = False
+
+    def __init__(
+        self,
+        *,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+        close_timeout: float = 10,
+        max_size: int | None = 2**20,
+        max_queue: int | None = 32,
+        write_limit: int = 2**16,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
+    ) -> None:
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.max_size = max_size
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        if logger is None:
+            logger = logging.getLogger("wsjet.client" if self.is_client else "wsjet.server")
+        self.logger = logger
+        self.loop = asyncio.get_running_loop()
+
+        self.transport: asyncio.Transport | None = None
+        #: The Sans-I/O connection, once the opening handshake succeeded.
+        self.connection: Connection | None = None
+        #: Request path, request and response headers, negotiated subprotocol.
+        self.path: str = ""
+        self.request_headers = Headers()
+        self.response_headers = Headers()
+        self.subprotocol: str | None = None
+        #: Round-trip time of the last ping, in seconds.
+        self.latency = 0.0
+
+        self._lost = False
+        self._closed: asyncio.Future[None] = self.loop.create_future()
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._paused_reading = 0
+        self._writing_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._fragment_lock = asyncio.Lock()
+        self._sending_fragments = False
+
+        # The coroutine face's sink: complete messages for recv().
+        self._messages: collections.deque[Data] = collections.deque()
+        self._pieces: list[Data] = []
+        self._recv_waiter: asyncio.Future[Data] | None = None
+        self._sink: Callable[[DataReceived], None] = self._assemble
+
+    # --- public attributes ----------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """CONNECTING, OPEN, CLOSING or CLOSED."""
+        if self._lost:
+            return State.CLOSED
+        if self.connection is None:
+            return State.CONNECTING
+        return self.connection.state
+
+    @property
+    def open(self) -> bool:
+        """Whether messages can be sent: the connection is OPEN."""
+        return self.state is State.OPEN
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is CLOSED."""
+        return self.state is State.CLOSED
+
+    @property
+    def close_code(self) -> int | None:
+        """Close code received, 1006 if TCP closed without one; ``None`` until CLOSED."""
+        if not self._lost:
+            return None
+        rcvd = self.connection.close_rcvd if self.connection is not None else None
+        return CloseCode.ABNORMAL_CLOSURE if rcvd is None else rcvd.code
+
+    @property
+    def close_reason(self) -> str | None:
+        """Close reason received; ``None`` until CLOSED."""
+        if not self._lost:
+            return None
+        rcvd = self.connection.close_rcvd if self.connection is not None else None
+        return "" if rcvd is None else rcvd.reason
+
+    @property
+    def local_address(self) -> Any:
+        """The local socket address, as ``socket.getsockname()`` gives it."""
+        return None if self.transport is None else self.transport.get_extra_info("sockname")
+
+    @property
+    def remote_address(self) -> Any:
+        """The remote socket address, as ``socket.getpeername()`` gives it."""
+        return None if self.transport is None else self.transport.get_extra_info("peername")
+
+    # --- receiving ------------------------------------------------------------------------
+
+    async def recv(self) -> Data:
+        """Receive the next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            ConnectionClosed: when the connection is closed and no message is left.
+            ConcurrencyError: when another coroutine is already waiting in recv().
+        """
+        if self._messages:
+            message = self._messages.popleft()
+            if self._paused_reading & _PAUSED_BY_QUEUE and len(self._messages) <= self._queue_low:
+                self._resume_reading(_PAUSED_BY_QUEUE)
+            return message
+        if self._recv_waiter is not None:
+            raise ConcurrencyError("another coroutine is already waiting for the next message")
+        if self._lost or (self.connection is not None and self.connection.close_rcvd):
+            await self.wait_closed()
+            raise self._closed_error()
+        waiter: asyncio.Future[Data] = self.loop.create_future()
+        self._recv_waiter = waiter
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # A message handed over just before the cancellation must not be lost.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._messages.appendleft(waiter.result())
+            raise
+        finally:
+            self._recv_waiter = None
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Data]:
+        """Yield messages until the connection closes normally (1000/1001)."""
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    @property
+    def _queue_low(self) -> int:
+        return 0 if self.max_queue is None else self.max_queue // 4
+
+    def _assemble(self, event: DataReceived) -> None:
+        if event.fin and event.first:
+            message = event.data
+        else:
+            self._pieces.append(event.data)
+            if not event.fin:
+                return
+            pieces, self._pieces = self._pieces, []
+            message = "".join(pieces) if isinstance(event.data, str) else b"".join(pieces)  # type: ignore[arg-type]
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            # Hand the message straight to the waiting recv(): no queue, no copy.
+            waiter.set_result(message)
+            self._recv_waiter = None
+            return
+        self._messages.append(message)
+        if self.max_queue is not None and len(self._messages) >= self.max_queue:
+            self._pause_reading(_PAUSED_BY_QUEUE)
+
+    # --- sending --------------------------------------------------------------------------
+
+    async def send(
+        self,
+        message: Data | bytearray | memoryview | Iterable[Data] | AsyncIterable[Data],
+        *,
+        compress: bool | None = None,
+    ) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary.
+
+        An iterable or async iterable of ``str`` or of bytes-like sends one
+        fragmented message, a frame per item. ``compress=False`` sends this
+        message uncompressed even when permessage-deflate is negotiated.
+
+        Raises:
+            ConnectionClosed: when the connection is closing or closed.
+            TypeError: for any other type of message.
+        """
+        if self._sending_fragments:
+            async with self._fragment_lock:
+                pass  # wait for the fragmented message to finish
+        connection = self._open_connection()
+        if isinstance(message, str):
+            connection.send_text(message.encode(), compress=compress)
+        elif isinstance(message, bytes | bytearray | memoryview):
+            connection.send_binary(message, compress=compress)
+        elif isinstance(message, dict):
+            raise TypeError("data is a dict-like object")
+        elif isinstance(message, Iterable):
+            await self._send_fragments(_aiter(message), compress)
+            return
+        elif isinstance(message, AsyncIterable):
+            await self._send_fragments(message.__aiter__(), compress)
+            return
+        else:
+            raise TypeError(
+                f"data must be str, bytes-like or iterable, not {type(message).__name__}"
+            )
+        self._flush()
+        if self._writing_paused:
+            await self._drain()
+
+    async def _send_fragments(self, chunks: AsyncIterator[Any], compress: bool | None) -> None:
+        async with self._fragment_lock:
+            self._sending_fragments = True
+            try:
+                try:
+                    current = await chunks.__anext__()
+                except StopAsyncIteration:
+                    return  # an empty iterable sends nothing
+                text = isinstance(current, str)
+                first = True
+                while True:
+                    try:
+                        following = await chunks.__anext__()
+                    except StopAsyncIteration:
+                        following, fin = None, True
+                    else:
+                        fin = False
+                    if isinstance(current, str) is not text:
+                        raise TypeError(
+                            "fragments of one message must all be str or all bytes-like"
+                        )
+                    data = current.encode() if text else current
+                    connection = self._open_connection()
+                    if first:
+                        send = connection.send_text if text else connection.send_binary
+                        send(data, fin=fin, compress=compress)
+                        first = False
+                    else:
+                        connection.send_continuation(data, fin=fin)
+                    self._flush()
+                    if self._writing_paused:
+                        await self._drain()
+                    if fin:
+                        return
+                    current = following
+            except (TypeError, StopAsyncIteration):
+                # A half-sent message cannot be completed: fail the connection (§7.1.7).
+                if not first:
+                    self._fail(CloseCode.INTERNAL_ERROR, "error while sending a fragmented message")
+                raise
+            finally:
+                self._sending_fragments = False
+
+    def ping(self, data: Data | None = None) -> Awaitable[float]:
+        """Send a ping; the returned awaitable completes with the round-trip time.
+
+        ``data`` defaults to 4 random bytes. A pong answers every ping sent
+        before the one it echoes (RFC 6455 §5.5.3).
+
+        Raises:
+            ConnectionClosed: when the connection is closing or closed.
+            ConcurrencyError: when a ping with the same data is still waiting.
+        """
+        payload = (
+            os.urandom(4) if data is None else data.encode() if isinstance(data, str) else data
+        )
+        if payload in self._pings:
+            raise ConcurrencyError("already waiting for a pong with the same data")
+        self._open_connection().send_ping(payload)
+        waiter: asyncio.Future[float] = self.loop.create_future()
+        self._pings[payload] = (waiter, time.monotonic())
+        self._flush()
+        return waiter
+
+    async def pong(self, data: Data = b"") -> None:
+        """Send an unsolicited pong (RFC 6455 §5.5.3: a unidirectional heartbeat)."""
+        self._open_connection().send_pong(data.encode() if isinstance(data, str) else data)
+        self._flush()
+        if self._writing_paused:
+            await self._drain()
+
+    # --- closing --------------------------------------------------------------------------
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Perform the closing handshake, then wait for TCP to close.
+
+        Waits at most ``close_timeout`` for the peer; then drops the connection.
+        Idempotent: closing a closed connection does nothing.
+        """
+        if self.connection is None:
+            if self.transport is not None:
+                self.transport.abort()
+        elif not self._lost and self.connection.close_sent is None:
+            self.connection.send_close(code, reason)
+            self._flush()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed (TCP closed)."""
+        await asyncio.shield(self._closed)
+
+    def _open_connection(self) -> Connection:
+        connection = self.connection
+        if connection is None or self._lost or connection.close_sent is not None:
+            raise self._closed_error()
+        if connection.state is not State.OPEN:
+            raise self._closed_error()
+        return connection
+
+    def _closed_error(self) -> ConnectionClosed:
+        connection = self.connection
+        if connection is None:
+            return ConnectionClosedError(None, None)
+        rcvd, sent = connection.close_rcvd, connection.close_sent
+        ok = (
+            rcvd is not None
+            and sent is not None
+            and rcvd.code in _OK_CODES
+            and sent.code in _OK_CODES
+        )
+        cls = ConnectionClosedOK if ok else ConnectionClosedError
+        error = cls(rcvd, sent, connection.close_rcvd_then_sent)
+        error.__cause__ = connection.failure
+        return error
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 §7.1.7) with a close frame if still possible."""
+        if self.connection is None or self._lost:
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        self.connection.fail(code, reason)
+        self._flush()
+
+    # --- the engine -----------------------------------------------------------------------
+
+    def open_connection(self, connection: Connection, leftover: bytes) -> None:
+        """Start the open phase: called by subclasses once the handshake succeeded."""
+        self.connection = connection
+        if self.ping_interval is not None:
+            self._keepalive_timer = self.loop.call_later(self.ping_interval, self._keepalive)
+        if leftover:
+            connection.receive_data(leftover)
+            self._process()
+
+    def data_received(self, data: bytes) -> None:
+        """asyncio callback: bytes arrived."""
+        connection = self.connection
+        if connection is None:
+            self.receive_handshake_data(data)
+            return
+        connection.receive_data(data)
+        self._process()
+
+    def receive_handshake_data(self, data: bytes) -> None:
+        """Handle bytes that arrive before the connection is open (subclasses)."""
+        raise NotImplementedError
+
+    def _process(self) -> None:
+        connection = self.connection
+        assert connection is not None
+        for event in connection.events_received():
+            if type(event) is DataReceived:
+                self._sink(event)
+            elif type(event) is PongReceived:
+                self._receive_pong(event.data)
+            elif type(event) is PingReceived:
+                self.on_ping(event.data)
+            elif type(event) is CloseReceived:
+                self.on_close_frame(event.close)
+        self._flush()
+
+    def on_ping(self, data: bytes) -> None:
+        """A ping arrived; the pong is already on its way. Overridable hook."""
+
+    def on_pong(self, data: bytes) -> None:
+        """A pong arrived. Overridable hook."""
+
+    def on_close_frame(self, close: Close) -> None:
+        """A close frame arrived. Overridable hook."""
+
+    def _receive_pong(self, data: bytes) -> None:
+        self.on_pong(data)
+        if data not in self._pings:
+            return
+        now = time.monotonic()
+        # §5.5.3: a pong acknowledges the ping it echoes and every earlier one.
+        for key in list(self._pings):
+            waiter, sent_at = self._pings.pop(key)
+            if not waiter.done():
+                waiter.set_result(now - sent_at)
+            if key == data:
+                self.latency = now - sent_at
+                break
+
+    def _flush(self) -> None:
+        """Write what the connection produced; end TCP when the protocol says so."""
+        connection = self.connection
+        transport = self.transport
+        if connection is None or transport is None:
+            return
+        output = connection.data_to_send()
+        if output and not self._lost:
+            if len(output) == 1:
+                transport.write(output[0])
+            else:
+                transport.writelines(output)
+        if connection.failure is not None and not self._logged_failure:
+            self._logged_failure = True
+            self.logger.info("failing connection: %s", connection.failure)
+        if connection.wants_eof():
+            transport.close()  # flushes the buffer, then closes the socket
+        if connection.close_expected() and self._close_timer is None and not self._lost:
+            self._close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
+
+    _logged_failure = False
+
+    def _close_timed_out(self) -> None:
+        self._close_timer = None
+        if self.transport is not None and not self._lost:
+            self.logger.info("closing handshake timed out after %ss", self.close_timeout)
+            self.transport.abort()
+
+    def _keepalive(self) -> None:
+        self._keepalive_timer = None
+        if self.state is not State.OPEN or self.ping_interval is None:
+            return
+        waiter = self.ping()
+        timeout_timer = None
+        if self.ping_timeout is not None:
+            timeout_timer = self.loop.call_later(self.ping_timeout, self._ping_timed_out)
+
+        def pong_arrived(_: Any) -> None:
+            if timeout_timer is not None:
+                timeout_timer.cancel()
+            if self.state is State.OPEN and self.ping_interval is not None:
+                self._keepalive_timer = self.loop.call_later(self.ping_interval, self._keepalive)
+
+        asyncio.ensure_future(waiter).add_done_callback(pong_arrived)
+
+    def _ping_timed_out(self) -> None:
+        if self.state is State.OPEN:
+            self.logger.info("keepalive ping timeout: no pong within %ss", self.ping_timeout)
+            self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+
+    # --- flow control -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """asyncio callback: the TCP (or TLS) connection is up."""
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
+
+    def pause_writing(self) -> None:
+        """asyncio callback: the write buffer is above the high-water mark."""
+        self._writing_paused = True
+        # A peer that doesn't read must not make us buffer pongs and closes forever.
+        self._pause_reading(_PAUSED_BY_WRITES)
+
+    def resume_writing(self) -> None:
+        """asyncio callback: the write buffer drained below the low-water mark."""
+        self._writing_paused = False
+        self._resume_reading(_PAUSED_BY_WRITES)
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    async def _drain(self) -> None:
+        if self._lost:
+            raise self._closed_error()
+        waiter: asyncio.Future[None] = self.loop.create_future()
+        self._drain_waiters.append(waiter)
+        await waiter
+
+    def _pause_reading(self, reason: int) -> None:
+        if not self._paused_reading and self.transport is not None and not self._lost:
+            self.transport.pause_reading()
+        self._paused_reading |= reason
+
+    def _resume_reading(self, reason: int) -> None:
+        if not self._paused_reading & reason:
+            return
+        self._paused_reading &= ~reason
+        if not self._paused_reading and self.transport is not None and not self._lost:
+            self.transport.resume_reading()
+
+    def eof_received(self) -> bool | None:
+        """asyncio callback: the peer closed its side of TCP; close ours too."""
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """asyncio callback: TCP is closed; wake everything that waits."""
+        self._lost = True
+        if self.connection is not None:
+            self.connection.receive_eof()
+        for timer in (self._close_timer, self._keepalive_timer):
+            if timer is not None:
+                timer.cancel()
+        self._close_timer = self._keepalive_timer = None
+        error = self._closed_error()
+        if self._recv_waiter is not None and not self._recv_waiter.done():
+            self._recv_waiter.set_exception(error)
+            self._recv_waiter = None
+        for waiter, _ in self._pings.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+                waiter.exception()  # a ping nobody awaits must not log a warning
+        self._pings.clear()
+        for drain in self._drain_waiters:
+            if not drain.done():
+                drain.set_exception(error)
+                drain.exception()
+        self._drain_waiters.clear()
+        if not self._closed.done():
+            self._closed.set_result(None)
+        self.on_connection_lost()
+
+    def on_connection_lost(self) -> None:
+        """TCP is closed and every waiter woken. Overridable hook."""
+
+
+async def _aiter(items: Iterable[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield item

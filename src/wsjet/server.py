@@ -1,0 +1,430 @@
+"""WebSocket servers: :func:`serve` and :class:`WebSocketServerProtocol` (coroutine face).
+
+The callback face's :class:`WebSocketServer` lives in :mod:`wsjet.callbacks`
+and is re-exported here, where the "Getting Started" guide names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from .core import handshake
+from .core.connection import Connection, Side, State
+from .core.frames import CloseCode
+from .core.http import Headers, HTTPLimits, Request, RequestReader, Response
+from .exceptions import ConnectionClosed, InvalidHandshake, InvalidOrigin
+from .extensions import Compression, negotiate_server
+from .protocol import WebSocketCommonProtocol
+
+__all__ = ["Server", "WebSocketServerProtocol", "serve", "unix_serve"]
+
+logger = logging.getLogger("wsjet.server")
+
+Handler = Callable[..., Awaitable[Any]]
+HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
+ProcessRequest = Callable[
+    ["WebSocketServerProtocol", Request], "Response | Awaitable[Response | None] | None"
+]
+ProcessResponse = Callable[
+    ["WebSocketServerProtocol", Request, Response], "Response | Awaitable[Response | None] | None"
+]
+
+#: Grace period after ``close_timeout`` before a shutdown cancels handlers.
+SHUTDOWN_GRACE = 1.0
+
+
+def _wants_path(handler: Handler) -> bool:
+    """Tell whether ``handler`` takes ``(websocket, path)`` rather than ``(websocket)``."""
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return False
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        return False
+    return True
+
+
+class WebSocketServerProtocol(WebSocketCommonProtocol):
+    """The server side of a connection: opening handshake, then the handler.
+
+    Subclass it and pass the subclass (or any factory) as ``create_protocol``
+    to :func:`serve` to customise the handshake: override
+    :meth:`process_request`, :meth:`select_subprotocol`, or the ``on_*`` hooks.
+    """
+
+    is_client = False
+
+    def __init__(
+        self,
+        handler: Handler | None,
+        server: Server,
+        *,
+        origins: Sequence[str | None] | None = None,
+        subprotocols: Sequence[str] | None = None,
+        extra_headers: HeadersLike | Callable[[str, Headers], HeadersLike] | None = None,
+        compression: Compression = "deflate",
+        server_header: str | None = handshake.SERVER_HEADER,
+        process_request: ProcessRequest | None = None,
+        process_response: ProcessResponse | None = None,
+        open_timeout: float | None = 10,
+        http_limits: HTTPLimits | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.handler = handler
+        self.server = server
+        self.origins = origins
+        self.available_subprotocols = list(subprotocols or ())
+        self.extra_headers = extra_headers
+        self.compression = compression
+        self.server_header = server_header
+        self._process_request_hook = process_request
+        self._process_response_hook = process_response
+        self.open_timeout = open_timeout
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self._reader = RequestReader(http_limits or HTTPLimits())
+        self._open_timer: asyncio.TimerHandle | None = None
+        self._early_data = bytearray()
+        self.handler_task: asyncio.Task[None] | None = None
+
+    # --- handshake ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """asyncio callback: register with the server and arm ``open_timeout``."""
+        super().connection_made(transport)
+        self.server.register(self)
+        if self.open_timeout is not None:
+            self._open_timer = self.loop.call_later(self.open_timeout, self._open_timed_out)
+
+    def _open_timed_out(self) -> None:
+        if self.state is State.CONNECTING and self.transport is not None:
+            self.logger.info("opening handshake timed out after %ss", self.open_timeout)
+            self.transport.abort()
+
+    def receive_handshake_data(self, data: bytes) -> None:
+        """Parse the HTTP request; once complete, run the handshake in a task."""
+        if self.request is not None:
+            # Frames the client sent before our 101: keep them for the connection.
+            self._early_data += data
+            if len(self._early_data) > self._reader.limits.max_header_bytes:
+                self._pause_reading(4)
+            return
+        try:
+            request = self._reader.feed(data)
+        except InvalidHandshake as exc:
+            self._reject(exc)
+            return
+        if request is None:
+            return
+        self.request = request
+        self._early_data += self._reader.leftover
+        self.handler_task = self.loop.create_task(self._run(request))
+
+    def _reject(self, exc: InvalidHandshake) -> None:
+        self.logger.info("opening handshake failed: %s", exc)
+        self._send_response(handshake.reject_for(exc))
+
+    def _send_response(self, response: Response) -> None:
+        self.response = response
+        if self.transport is not None and not self._lost:
+            self.transport.write(response.serialize())
+            if response.status != 101:
+                self.transport.close()
+
+    def process_request(self, request: Request) -> Response | Awaitable[Response | None] | None:
+        """Hook: return a :class:`Response` to answer with plain HTTP instead of upgrading.
+
+        The default calls the ``process_request`` argument of :func:`serve`, if any.
+        """
+        if self._process_request_hook is None:
+            return None
+        return self._process_request_hook(self, request)
+
+    def select_subprotocol(self, offered: Sequence[str], available: Sequence[str]) -> str | None:
+        """Hook: pick the subprotocol; the default takes the server's first choice offered."""
+        return handshake.select_subprotocol(offered, available)
+
+    def check_origin(self, origin: str | None) -> None:
+        """Raise :class:`InvalidOrigin` when ``origins`` is set and ``origin`` isn't in it."""
+        if self.origins is None:
+            return
+        if origin not in self.origins:
+            raise InvalidOrigin("Origin", origin, "not allowed")
+
+    async def _accept(self, request: Request) -> Response | None:
+        """Run the opening handshake; return the response, or None when already answered."""
+        result = self.process_request(request)
+        if inspect.isawaitable(result):
+            result = await result
+        if result is not None:
+            return result
+        key = handshake.check_request(request)
+        self.check_origin(request.headers.get("Origin"))
+        offered = handshake.parse_subprotocols(request.headers)
+        subprotocol = self.select_subprotocol(offered, self.available_subprotocols)
+        extensions, codec = negotiate_server(request.headers, self.compression)
+        extra = self.extra_headers
+        if callable(extra):
+            extra = extra(request.path, request.headers)
+        response = handshake.build_response(
+            key,
+            subprotocol=subprotocol,
+            extensions=extensions,
+            extra_headers=None if extra is None else Headers(extra),
+            server_header=self.server_header,
+        )
+        if self._process_response_hook is not None:
+            changed = self._process_response_hook(self, request, response)
+            if inspect.isawaitable(changed):
+                changed = await changed
+            if changed is not None:
+                response = changed
+        if response.status == 101:
+            self.subprotocol = subprotocol
+            self._codec = codec
+        return response
+
+    _codec: Any = None
+
+    async def _run(self, request: Request) -> None:
+        self.path = request.path
+        self.request_headers = request.headers
+        try:
+            response = await self._accept(request)
+        except InvalidHandshake as exc:
+            self._reject(exc)
+            return
+        except Exception:
+            self.logger.error("opening handshake failed", exc_info=True)
+            self._send_response(handshake.reject(500))
+            return
+        if response is None or self._lost:
+            return
+        self.response_headers = response.headers
+        self._send_response(response)
+        if response.status != 101:
+            return
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+        connection = Connection(
+            Side.SERVER, max_size=self.max_size, codec=self._codec, logger=self.logger
+        )
+        early, self._early_data = bytes(self._early_data), bytearray()
+        self._resume_reading(4)
+        self.open_connection(connection, early)
+        await self._run_handler()
+
+    async def _run_handler(self) -> None:
+        code = CloseCode.NORMAL_CLOSURE
+        try:
+            if self.handler is not None:
+                if _wants_path(self.handler):
+                    await self.handler(self, self.path)
+                else:
+                    await self.handler(self)
+        except ConnectionClosed:
+            self.logger.debug("handler exited: connection closed")
+        except asyncio.CancelledError:
+            if self.transport is not None:
+                self.transport.abort()
+            raise
+        except Exception:
+            self.logger.error("connection handler failed", exc_info=True)
+            code = CloseCode.INTERNAL_ERROR
+        try:
+            await self.close(code)
+        except asyncio.CancelledError:
+            if self.transport is not None:
+                self.transport.abort()
+            raise
+
+    def on_connection_lost(self) -> None:
+        """Unregister from the server; stop the open timer."""
+        if self._open_timer is not None:
+            self._open_timer.cancel()
+        self.server.unregister(self)
+
+
+class Server:
+    """A running WebSocket server: a listening :class:`asyncio.Server` and its connections.
+
+    Attributes:
+        connections: the open (and opening) connections.
+    """
+
+    def __init__(self, close_timeout: float = 10) -> None:
+        self.connections: set[WebSocketServerProtocol] = set()
+        self.server: asyncio.Server | None = None
+        self.close_timeout = close_timeout
+        self._closing: asyncio.Task[None] | None = None
+
+    def register(self, protocol: WebSocketServerProtocol) -> None:
+        """Track a new connection."""
+        self.connections.add(protocol)
+
+    def unregister(self, protocol: WebSocketServerProtocol) -> None:
+        """Forget a closed connection."""
+        self.connections.discard(protocol)
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening sockets."""
+        return () if self.server is None else tuple(self.server.sockets)
+
+    def is_serving(self) -> bool:
+        """Whether the server accepts connections."""
+        return self.server is not None and self.server.is_serving()
+
+    async def start_serving(self) -> None:
+        """Start accepting connections (already done by :func:`serve`)."""
+        assert self.server is not None
+        await self.server.start_serving()
+
+    async def serve_forever(self) -> None:
+        """Accept connections until cancelled, then close."""
+        assert self.server is not None
+        try:
+            await self.server.serve_forever()
+        finally:
+            self.close()
+            await self.wait_closed()
+
+    def close(self, code: int = CloseCode.GOING_AWAY, reason: str = "") -> None:
+        """Stop listening and close every connection with ``code`` (1001 by default).
+
+        Returns at once; :meth:`wait_closed` waits for the shutdown to finish.
+        """
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        if self.server is not None:
+            self.server.close()
+        for protocol in list(self.connections):
+            if protocol.state is State.OPEN and protocol.connection is not None:
+                if protocol.connection.close_sent is None:
+                    protocol.connection.send_close(code, reason)
+                    protocol._flush()
+            elif protocol.state is State.CONNECTING and protocol.transport is not None:
+                protocol.transport.abort()
+        tasks = [p.handler_task for p in list(self.connections) if p.handler_task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=self.close_timeout + SHUTDOWN_GRACE)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for protocol in list(self.connections):
+            if protocol.transport is not None:
+                protocol.transport.abort()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed and every connection ended."""
+        if self._closing is None:
+            if self.server is not None:
+                await self.server.wait_closed()
+            return
+        await asyncio.shield(self._closing)
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+_PROTOCOL_OPTIONS = frozenset(
+    inspect.signature(WebSocketServerProtocol.__init__).parameters
+    | inspect.signature(WebSocketCommonProtocol.__init__).parameters
+) - {"self", "handler", "server", "kwargs"}
+
+
+class serve:
+    """Start a WebSocket server on ``host``:``port`` running ``handler`` per connection.
+
+    Awaiting it returns a :class:`Server`; ``async with serve(...) as server``
+    closes the server on exit; ``loop.run_until_complete(serve(...))`` works too.
+    ``handler`` is ``handler(websocket)`` or ``handler(websocket, path)``.
+
+    Options (see :class:`WebSocketServerProtocol` and
+    :class:`~wsjet.protocol.WebSocketCommonProtocol`): ``create_protocol``,
+    ``origins``, ``subprotocols``, ``extra_headers``, ``compression``,
+    ``process_request``, ``process_response``, ``open_timeout``,
+    ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
+    ``max_queue``, ``write_limit``, ``logger``. Any other keyword goes to
+    :meth:`asyncio.loop.create_server` (``ssl``, ``sock``, ``reuse_port``, ...).
+    """
+
+    def __init__(
+        self,
+        handler: Handler | None,
+        host: str | Sequence[str] | None = None,
+        port: int | None = None,
+        *,
+        create_protocol: Callable[..., WebSocketServerProtocol] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.create_protocol = create_protocol or WebSocketServerProtocol
+        self.options = {k: v for k, v in kwargs.items() if k in _PROTOCOL_OPTIONS}
+        self.server_options = {k: v for k, v in kwargs.items() if k not in _PROTOCOL_OPTIONS}
+        self.ws_server = Server(close_timeout=self.options.get("close_timeout", 10))
+        self._unix_path: str | None = None
+
+    async def _create(self) -> Server:
+        loop = asyncio.get_running_loop()
+        factory = functools.partial(
+            self.create_protocol, self.handler, self.ws_server, **self.options
+        )
+        if self.server_options.get("ssl") is not None:
+            self.server_options.setdefault(
+                "ssl_handshake_timeout", self.options.get("open_timeout") or 10
+            )
+        if self._unix_path is not None or "path" in self.server_options:
+            server = await loop.create_unix_server(factory, self._unix_path, **self.server_options)
+        else:
+            server = await loop.create_server(factory, self.host, self.port, **self.server_options)
+        self.ws_server.server = server
+        return self.ws_server
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self._create().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self._create()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.ws_server.close()
+        await self.ws_server.wait_closed()
+
+
+def unix_serve(handler: Handler | None, path: str | None = None, **kwargs: Any) -> serve:
+    """Like :func:`serve`, listening on the Unix socket ``path``."""
+    server = serve(handler, **kwargs)
+    server._unix_path = path
+    return server

@@ -1,0 +1,282 @@
+"""The compiled ``_speedups.apply_mask`` must match its pure-Python specification.
+
+Both implementations are imported directly. The compiled module is required:
+if it is missing this file fails to import, loudly, in CI and locally alike.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wsjet.core import _mask, mask
+from wsjet.core._mask import apply_mask as pure_apply_mask
+
+try:
+    from wsjet.core import _speedups
+except ImportError as exc:  # pragma: no cover - only when the build is broken
+    raise ImportError(
+        "the C extension wsjet.core._speedups is not built, so its parity with "
+        "wsjet.core._mask cannot be checked. Build it with "
+        "`WSJET_BUILD_EXTENSION=required pip install -e .` and read the compiler error."
+        + (" (CI=true: the compiled module is mandatory in CI.)" if os.environ.get("CI") else "")
+    ) from exc
+
+fast_apply_mask = _speedups.apply_mask
+
+SEED = 6455
+MASK_ERROR = "mask must contain 4 bytes"
+
+# Around the 4-byte key, the 8-byte word, the 16-byte SSE2 register and the
+# 64-byte unrolled step, and around the 64 KiB threshold for releasing the GIL.
+BOUNDARY_LENGTHS = sorted(
+    {n + d for n in (4, 8, 16, 24, 32, 48, 64, 80, 128, 256, 1024, 4096, 65536) for d in (-1, 0, 1)}
+    | {3, 5, 7, 9, 15, 17, 31, 33, 63, 65, 67, 71, 79, 95, 127, 129, 65536 + 7}
+)
+
+
+def both(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
+    """Mask with both implementations, check they agree, return the result."""
+    expected = pure_apply_mask(data, key)
+    actual = fast_apply_mask(data, key)
+    assert type(actual) is bytes
+    assert type(expected) is bytes
+    assert actual == expected, f"length {len(expected)}, mask {key.hex()}"
+    return actual
+
+
+def naive(data: bytes, key: bytes) -> bytes:
+    """RFC 6455 §5.3 spelled out, as an independent third opinion."""
+    return bytes(b ^ key[i % 4] for i, b in enumerate(data))
+
+
+def test_every_length_up_to_300() -> None:
+    rng = random.Random(SEED)
+    for length in range(301):
+        for _ in range(4):
+            data = rng.randbytes(length)
+            key = rng.randbytes(4)
+            assert both(data, key) == naive(data, key)
+
+
+@pytest.mark.parametrize("length", BOUNDARY_LENGTHS)
+def test_boundary_lengths(length: int) -> None:
+    rng = random.Random(SEED + length)
+    data = rng.randbytes(length)
+    key = rng.randbytes(4)
+    result = both(data, key)
+    if length <= 4096:
+        assert result == naive(data, key)
+
+
+@pytest.mark.parametrize("length", [1 << 20, (1 << 20) + 3])
+def test_one_mebibyte(length: int) -> None:
+    rng = random.Random(SEED)
+    data = rng.randbytes(length)
+    key = rng.randbytes(4)
+    result = both(data, key)
+    # Spot-check against the definition without the slow naive loop.
+    for i in (0, 1, 2, 3, 4, 4095, 65535, 65536, length - 5, length - 1):
+        assert result[i] == data[i] ^ key[i % 4]
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview"])
+def test_input_types(kind: str) -> None:
+    rng = random.Random(SEED)
+    for length in (0, 1, 13, 64, 1000, 70_000):
+        raw = rng.randbytes(length)
+        key = rng.randbytes(4)
+        data: bytes | bytearray | memoryview = raw
+        if kind == "bytearray":
+            data = bytearray(raw)
+        elif kind == "memoryview":
+            data = memoryview(raw)
+        assert both(data, key) == both(raw, key)
+
+
+@pytest.mark.parametrize("offset", range(1, 17))
+def test_memoryview_slice_at_offset(offset: int) -> None:
+    """A slice that starts mid-buffer: unaligned for the word and SIMD loads."""
+    rng = random.Random(SEED + offset)
+    backing = bytearray(rng.randbytes(offset + 300))
+    key = rng.randbytes(4)
+    for length in (0, 1, 7, 8, 9, 16, 17, 63, 64, 65, 200, 300 - offset):
+        view = memoryview(backing)[offset : offset + length]
+        assert both(view, key) == naive(bytes(view), key)
+
+
+def test_mask_given_as_other_buffers() -> None:
+    """The compiled function takes the key as any bytes-like object."""
+    rng = random.Random(SEED)
+    data = rng.randbytes(100)
+    key = rng.randbytes(4)
+    expected = pure_apply_mask(data, key)
+    assert fast_apply_mask(data, bytearray(key)) == expected
+    assert fast_apply_mask(data, memoryview(key)) == expected
+    assert fast_apply_mask(data, memoryview(b"xx" + key)[2:]) == expected
+
+
+def test_keyword_arguments_like_the_pure_twin() -> None:
+    data, key = b"keyword call", b"\x01\x02\x03\x04"
+    assert fast_apply_mask(data=data, mask=key) == pure_apply_mask(data=data, mask=key)
+    assert fast_apply_mask(data, mask=key) == pure_apply_mask(data, mask=key)
+
+
+def test_masking_twice_is_identity() -> None:
+    rng = random.Random(SEED)
+    for length in (0, 1, 5, 16, 33, 1000, 65536, 100_003):
+        data = rng.randbytes(length)
+        key = rng.randbytes(4)
+        assert fast_apply_mask(fast_apply_mask(data, key), key) == data
+        assert pure_apply_mask(pure_apply_mask(data, key), key) == data
+
+
+def test_zero_mask_is_identity() -> None:
+    rng = random.Random(SEED)
+    for length in (0, 1, 7, 64, 1000, 70_000):
+        data = rng.randbytes(length)
+        assert both(data, b"\x00\x00\x00\x00") == data
+
+
+def test_empty_payload() -> None:
+    assert both(b"", b"abcd") == b""
+    assert both(bytearray(), b"abcd") == b""
+
+
+@pytest.mark.parametrize("key", [b"", b"\x01", b"abc", b"abcde", b"12345678"])
+@pytest.mark.parametrize("data", [b"", b"payload", bytes(100)])
+def test_bad_mask_length_raises_in_both(data: bytes, key: bytes) -> None:
+    with pytest.raises(ValueError, match=MASK_ERROR):
+        pure_apply_mask(data, key)
+    with pytest.raises(ValueError, match=MASK_ERROR):
+        fast_apply_mask(data, key)
+
+
+def test_rejects_non_bytes_like() -> None:
+    with pytest.raises(TypeError):
+        fast_apply_mask("text", b"abcd")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast_apply_mask(b"data", "abcd")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        fast_apply_mask(b"data")  # type: ignore[call-arg]
+
+
+def test_large_payloads_in_threads() -> None:
+    """Inputs of 64 KiB and more release the GIL: results must stay right."""
+    rng = random.Random(SEED)
+    jobs = [(rng.randbytes(300_000 + i), rng.randbytes(4)) for i in range(8)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda job: fast_apply_mask(*job), jobs))
+    for (data, key), result in zip(jobs, results, strict=True):
+        assert result == pure_apply_mask(data, key)
+
+
+@given(data=st.binary(max_size=4096), key=st.binary(min_size=4, max_size=4))
+def test_hypothesis_parity(data: bytes, key: bytes) -> None:
+    assert both(data, key) == naive(data, key)
+
+
+@given(
+    data=st.binary(max_size=512),
+    key=st.binary(min_size=4, max_size=4),
+    offset=st.integers(min_value=0, max_value=31),
+)
+def test_hypothesis_offset_views(data: bytes, key: bytes, offset: int) -> None:
+    view = memoryview(bytes(offset) + data)[offset:]
+    assert both(view, key) == both(data, key)
+
+
+@given(data=st.binary(max_size=64), key=st.binary(max_size=8).filter(lambda k: len(k) != 4))
+def test_hypothesis_bad_mask(data: bytes, key: bytes) -> None:
+    with pytest.raises(ValueError, match=MASK_ERROR):
+        pure_apply_mask(data, key)
+    with pytest.raises(ValueError, match=MASK_ERROR):
+        fast_apply_mask(data, key)
+
+
+# apply_mask_into: the compiled extra that writes into a caller's buffer.
+
+
+@pytest.mark.parametrize("length", [0, 1, 7, 16, 65, 300, 70_000])
+def test_apply_mask_into_matches_pure(length: int) -> None:
+    rng = random.Random(SEED + length)
+    data = rng.randbytes(length)
+    key = rng.randbytes(4)
+    out = bytearray(length)
+    _speedups.apply_mask_into(data, key, out)
+    assert bytes(out) == pure_apply_mask(data, key)
+
+
+@pytest.mark.parametrize("length", [0, 3, 64, 1001, 70_000])
+def test_apply_mask_into_in_place(length: int) -> None:
+    rng = random.Random(SEED + length)
+    data = rng.randbytes(length)
+    key = rng.randbytes(4)
+    buf = bytearray(data)
+    _speedups.apply_mask_into(buf, key, buf)
+    assert bytes(buf) == pure_apply_mask(data, key)
+    view = memoryview(buf)
+    _speedups.apply_mask_into(view, key, view)
+    assert bytes(buf) == data
+
+
+def test_apply_mask_into_errors() -> None:
+    buf = bytearray(32)
+    with pytest.raises(ValueError, match=MASK_ERROR):
+        _speedups.apply_mask_into(b"x" * 32, b"abc", buf)
+    with pytest.raises(ValueError, match="same length"):
+        _speedups.apply_mask_into(b"x" * 31, b"abcd", buf)
+    with pytest.raises(ValueError, match="overlap"):
+        view = memoryview(buf)
+        _speedups.apply_mask_into(view[:16], b"abcd", view[4:20])
+    with pytest.raises(TypeError):
+        _speedups.apply_mask_into(b"x" * 4, b"abcd", b"ro!!")
+
+
+# wsjet.core.mask picks the implementation; speedups_enabled() must tell the truth.
+
+
+def test_mask_module_in_this_process() -> None:
+    forced_pure = bool(os.environ.get("WSJET_NO_EXTENSIONS"))
+    assert mask.speedups_enabled() is not forced_pure
+    expected = _mask.apply_mask if forced_pure else _speedups.apply_mask
+    assert mask.apply_mask is expected
+
+
+PROBE = (
+    "from wsjet.core import _mask, _speedups, mask; "
+    "print(mask.speedups_enabled(), "
+    "mask.apply_mask is _speedups.apply_mask, "
+    "mask.apply_mask is _mask.apply_mask)"
+)
+
+
+def run_probe(no_extensions: bool) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "WSJET_NO_EXTENSIONS"}
+    if no_extensions:
+        env["WSJET_NO_EXTENSIONS"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_speedups_enabled_by_default() -> None:
+    assert run_probe(no_extensions=False) == "True True False"
+
+
+def test_no_extensions_forces_pure_python() -> None:
+    assert run_probe(no_extensions=True) == "False False True"
