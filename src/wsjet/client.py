@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import Any
 
 from .core import handshake
-from .core.connection import Connection, Side
 from .core.http import Headers, HTTPLimits, Request, Response, ResponseReader
 from .core.uri import WebSocketURI, parse_uri
 from .exceptions import InvalidHandshake, InvalidMessage, InvalidURI
@@ -88,10 +87,7 @@ class WebSocketClientProtocol(WebSocketCommonProtocol):
         handshake.check_response(response, key)
         self.subprotocol = handshake.check_subprotocol(response, self.available_subprotocols)
         codec = negotiate_client(response.headers, self.compression)
-        connection = Connection(
-            Side.CLIENT, max_size=self.max_size, codec=codec, logger=self.logger
-        )
-        self.open_connection(connection, self._reader.leftover)
+        self.open_connection(codec, self._reader.leftover)
 
     def receive_handshake_data(self, data: bytes) -> None:
         """Parse the server's HTTP response."""

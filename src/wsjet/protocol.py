@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Final
 
-from .core.connection import Connection, State
+from .core.connection import Connection, MessageCodec, Side, State
 from .core.events import CloseReceived, DataReceived, PingReceived, PongReceived
 from .core.frames import Close, CloseCode
 from .core.http import Headers
@@ -59,6 +59,9 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             ``None`` for no limit.
         write_limit: bytes buffered for sending above which :meth:`send`
             waits for the transport to drain (and reading pauses).
+        compression_threshold: messages shorter than this many bytes are sent
+            uncompressed even when permessage-deflate is negotiated: deflating
+            a tiny message costs more CPU than the bytes it saves.
         logger: logger for this connection; defaults to ``wsjet.server`` or
             ``wsjet.client``.
     """
@@ -74,6 +77,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         max_size: int | None = 2**20,
         max_queue: int | None = 32,
         write_limit: int = 2**16,
+        compression_threshold: int = 128,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.ping_interval = ping_interval
@@ -82,6 +86,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self.max_size = max_size
         self.max_queue = max_queue
         self.write_limit = write_limit
+        self.compression_threshold = compression_threshold
         if logger is None:
             logger = logging.getLogger("wsjet.client" if self.is_client else "wsjet.server")
         self.logger = logger
@@ -395,9 +400,20 @@ class WebSocketCommonProtocol(asyncio.Protocol):
 
     # --- the engine -----------------------------------------------------------------------
 
-    def open_connection(self, connection: Connection, leftover: bytes) -> None:
-        """Start the open phase: called by subclasses once the handshake succeeded."""
-        self.connection = connection
+    def open_connection(self, codec: MessageCodec | None, leftover: bytes) -> None:
+        """Start the open phase: called by subclasses once the handshake succeeded.
+
+        Args:
+            codec: the negotiated permessage-deflate codec, if any.
+            leftover: bytes that arrived after the handshake (the first frames).
+        """
+        self.connection = connection = Connection(
+            Side.CLIENT if self.is_client else Side.SERVER,
+            max_size=self.max_size,
+            codec=codec,
+            compression_threshold=self.compression_threshold,
+            logger=self.logger,
+        )
         if self.ping_interval is not None:
             self._keepalive_timer = self.loop.call_later(self.ping_interval, self._keepalive)
         if leftover:

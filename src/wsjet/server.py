@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from .core import handshake
-from .core.connection import Connection, Side, State
+from .core.connection import State
 from .core.frames import CloseCode
 from .core.http import Headers, HTTPLimits, Request, RequestReader, Response
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidOrigin
@@ -216,12 +216,9 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             return
         if self._open_timer is not None:
             self._open_timer.cancel()
-        connection = Connection(
-            Side.SERVER, max_size=self.max_size, codec=self._codec, logger=self.logger
-        )
         early, self._early_data = bytes(self._early_data), bytearray()
         self._resume_reading(4)
-        self.open_connection(connection, early)
+        self.open_connection(self._codec, early)
         await self._run_handler()
 
     async def _run_handler(self) -> None:

@@ -17,10 +17,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import traceback
+
+UNEXPECTED_MARKER = "UNEXPECTED-EXCEPTION"
 
 
 def _ready(port: int) -> None:
     print(f"READY {port}", flush=True)
+
+
+def _unexpected(exc: BaseException) -> None:
+    """Report an exception outside the library's own tree (the harness counts these)."""
+    print(f"{UNEXPECTED_MARKER} {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+    traceback.print_exc(file=sys.stderr)
 
 
 # --- websockets (stand-in used to validate the harness) ----------------------------
@@ -28,14 +37,17 @@ def _ready(port: int) -> None:
 
 async def serve_websockets(port: int, max_size: int | None, compression: str | None) -> None:
     from websockets.asyncio.server import serve
-    from websockets.exceptions import ConnectionClosed
+    from websockets.exceptions import WebSocketException
 
     async def echo(ws) -> None:  # type: ignore[no-untyped-def]
         try:
             async for message in ws:
                 await ws.send(message)
-        except ConnectionClosed:
+        except WebSocketException:  # ConnectionClosed & co: expected while fuzzing
             pass
+        except Exception as exc:
+            _unexpected(exc)
+            raise
 
     async with serve(
         echo,
@@ -54,13 +66,17 @@ async def serve_websockets(port: int, max_size: int | None, compression: str | N
 
 async def serve_wsjet_coroutine(port: int, max_size: int | None, compression: str | None) -> None:
     import wsjet
+    from wsjet.exceptions import WebSocketError
 
     async def echo(ws) -> None:  # type: ignore[no-untyped-def]
         try:
             async for message in ws:
                 await ws.send(message)
-        except wsjet.ConnectionClosed:
+        except WebSocketError:  # wsjet.ConnectionClosed & co: expected while fuzzing
             pass
+        except Exception as exc:
+            _unexpected(exc)
+            raise
 
     async with wsjet.serve(
         echo,
@@ -78,6 +94,7 @@ async def serve_wsjet_coroutine(port: int, max_size: int | None, compression: st
 
 
 async def serve_wsjet_callback(port: int, max_size: int | None, compression: str | None) -> None:
+    from wsjet.exceptions import WebSocketError
     from wsjet.server import WebSocketServer
 
     server = WebSocketServer("127.0.0.1", port, max_size=max_size, compression=compression)
@@ -86,8 +103,14 @@ async def serve_wsjet_callback(port: int, max_size: int | None, compression: str
     async def on_connection(client) -> None:  # type: ignore[no-untyped-def]
         @client.message
         async def on_message(reader) -> None:  # type: ignore[no-untyped-def]
-            msg = await reader.get()
-            await client.writer.send(msg)
+            try:
+                msg = await reader.get()
+                await client.writer.send(msg)
+            except WebSocketError:
+                pass
+            except Exception as exc:
+                _unexpected(exc)
+                raise
 
     async with server:
         _ready(port)

@@ -778,11 +778,12 @@ def test_corrupt_data_mid_message() -> None:
 # --- size limits ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", [1, 100, 4095, 4096, 100_000])
+@pytest.mark.parametrize("size", [1, 100, 4095, 4096, 100_000, 256 * KiB, 256 * KiB + 1, 600_000])
 @pytest.mark.parametrize("compressible", [True, False])
 def test_max_length(size: int, compressible: bool) -> None:
-    # Covers both ways of appending the trailer: compressed sizes below and above 4 KiB.
-    message = (TEXT * 50)[:size] if compressible else os.urandom(size)
+    # Covers both ways of appending the trailer (compressed sizes below and above
+    # 4 KiB) and inflating in one call or by 256 KiB chunks.
+    message = (TEXT * 100)[:size] if compressible else os.urandom(size)
     server, client = peers(server_nct=True)
     payload = server.encode(message)
     assert client.decode(payload, end_of_message=True, max_length=size) == message

@@ -12,6 +12,8 @@ def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
     """Return ``data`` XORed with the 4-byte ``mask`` repeated (RFC 6455 §5.3)."""
     if len(mask) != 4:
         raise ValueError("mask must contain 4 bytes")
+    # Count bytes, not items: match the compiled twin on memoryviews of wider items.
+    data = memoryview(data).cast("B")
     length = len(data)
     if length == 0:
         return b""

@@ -1,41 +1,36 @@
 """The permessage-deflate extension of RFC 7692: negotiation and codec.
 
-Negotiation works on ``Sec-WebSocket-Extensions`` values as parsed by the
-handshake module: ``[(extension name, [(param name, value or None), ...]), ...]``.
-The client builds its offer with :func:`client_offer` and checks the answer with
-:func:`client_negotiate`; the server picks an offer with :func:`server_negotiate`.
-Both sides end up with one :class:`PerMessageDeflate` per connection, which the
-connection calls with frame payloads; RSV1 handling is the connection's job.
+Negotiation works on parsed ``Sec-WebSocket-Extensions`` values,
+``[(extension name, [(param name, value or None), ...]), ...]``: a client sends
+:func:`client_offer` and checks the answer with :func:`client_negotiate`; a
+server answers with :func:`server_negotiate`. Each side gets one
+:class:`PerMessageDeflate` for the connection, which feeds it frame payloads
+(RSV1 is the connection's business).
 
-Defaults (measured with zlib 1.2.13 on JSON messages of 200 B to 200 KB):
+Defaults, measured with zlib 1.2.13 on JSON messages of 200 B to 200 KB:
+compression level 3 runs 1.5-1.7x as fast as zlib's default 6 from 2 KB up
+(1.2x at 200 B) for output about 10% larger; memLevel 5 needs a 38 KiB
+compressor instead of 150 KiB at the default 8 (12-bit window), no slower and
+compressing as well; a server asks for 12-bit windows both ways, which costs
+about 6% of output size against 15 bits.
 
-* compression level 3 (:data:`DEFAULT_COMPRESS_LEVEL`): 1.5-1.7x the speed of
-  zlib's default level 6 on messages of 2 KB and more (about 1.2x on 200 B),
-  for output about 10% larger;
-* memLevel 5 (:data:`DEFAULT_MEM_LEVEL`): a quarter of the default 8's hash
-  table, same ratio, no slower; levels below 5 get slower on large messages;
-* a server asks for 12-bit windows both ways (:meth:`DeflateOptions.server_default`):
-  4 KiB windows lose about 5% of ratio against 32 KiB ones on such messages.
+Memory per connection (``python bench/deflate_memory.py``, tracemalloc, one
+message each way): 49.3 KiB at the server defaults (compressor 38.0 KiB,
+decompressor 11.3 KiB); 189.3 KiB with 15-bit windows both ways; none between
+messages without context takeover, as the zlib objects are then dropped at the
+end of each message.
 
-Memory per connection at the server defaults, once one message went each way
-(``python bench/deflate_memory.py``, tracemalloc): 49.3 KiB with context
-takeover (compressor 38.0 KiB, decompressor 11.3 KiB); 0 KiB between messages
-with no context takeover on both sides, since the zlib objects are then dropped
-at the end of each message and made again for the next one.
+Window bits 8: zlib won't make a raw deflater with a 256-byte window, so we
+compress with 9. That is still valid for a 256-byte window (RFC 7692
+§7.1.2.1): zlib never emits a distance beyond its window size less
+``MIN_LOOKAHEAD`` (262), i.e. 250 for 512 bytes. Inflating uses the
+negotiated size: zlib's raw inflater accepts 8.
 
-Window bits 8: zlib refuses to make a raw deflater with a 256-byte window, so
-when 8 is negotiated for our side we compress with 9. That output is still
-valid for a 256-byte window: zlib never emits a distance beyond the window
-size less ``MIN_LOOKAHEAD`` (262 bytes), i.e. 250 for a 512-byte window
-(RFC 7692 §7.1.2.1 only limits what the peer must be able to inflate). zlib's
-raw inflater accepts 8, so the decompressor always uses the negotiated size.
-
-Errors: corrupt compressed data fails the connection with
-:class:`~wsjet.exceptions.InvalidPayloadData` (1007): RFC 7692 names no code
-and 1007 is the one for data inconsistent with the message's type; a message
-that inflates past the caller's limit raises
+Errors: corrupt data raises :class:`~wsjet.exceptions.InvalidPayloadData`
+(1007; RFC 7692 names no code, and 1007 is for data inconsistent with the
+message); going over the caller's limit raises
 :class:`~wsjet.exceptions.PayloadTooBig` (1009). After either, the codec is in
-an undefined state and the connection must be failed.
+an undefined state: fail the connection.
 """
 
 from __future__ import annotations
@@ -89,6 +84,13 @@ _TRAILER: Final = b"\x00\x00\xff\xff"
 _COPY_LIMIT: Final = 4096
 # Most bytes inflated per call when there is a limit (see _inflate).
 _CHUNK: Final = 256 * 1024
+_REPR_FIELDS: Final = (
+    "is_client",
+    "remote_no_context_takeover",
+    "local_no_context_takeover",
+    "remote_max_window_bits",
+    "local_max_window_bits",
+)
 
 
 def _check_window_bits(name: str, bits: int | None) -> None:
@@ -107,23 +109,19 @@ def _check_zlib_levels(compress_level: int, mem_level: int) -> None:
 class DeflateOptions:
     """What one side wants from permessage-deflate (RFC 7692 §7.1).
 
-    For a client, the fields say what to put in the offer: the two
-    ``*_no_context_takeover`` flags are sent as is; ``server_max_window_bits``
-    asks the server to use at most that window; ``client_max_window_bits`` is
-    always offered, without a value when ``None`` so the server may choose
-    (RFC 7692 §7.1.2.2), else with that value, which we then never exceed.
+    A client offers the flags set, ``server_max_window_bits`` if set, and always
+    ``client_max_window_bits``: without a value when ``None`` so the server may
+    choose (RFC 7692 §7.1.2.2), else with that value, which it then never exceeds.
 
-    For a server, they say what to impose on top of what the client asks: a
-    flag set here is sent even if not offered (RFC 7692 §7.1.1);
-    ``server_max_window_bits`` caps our window (the client may ask lower);
-    ``client_max_window_bits`` caps the client's window, when the client
-    offered that parameter (it can't be sent otherwise, RFC 7692 §7.1.2.2).
+    A server adds the flags set even if not offered (RFC 7692 §7.1.1), caps its
+    own window at ``server_max_window_bits`` (the client may ask lower), and the
+    client's at ``client_max_window_bits`` if the client offered that parameter.
 
     ``compress_level`` and ``mem_level`` are local zlib settings.
 
     Raises:
-        ValueError: a window size outside 8..15, a level outside -1..9 or a
-            memory level outside 1..9.
+        ValueError: window bits outside 8..15, level outside -1..9 or memory
+            level outside 1..9.
     """
 
     server_no_context_takeover: bool = False
@@ -152,46 +150,26 @@ class DeflateOptions:
         return cls()
 
 
-@dataclasses.dataclass(slots=True)
-class _Params:
-    server_nct: bool = False
-    client_nct: bool = False
-    server_bits: int | None = None
-    client_bits: int | None = None
-    client_bits_present: bool = False
-
-
-def _parse_params(params: list[tuple[str, str | None]], *, response: bool) -> _Params:
-    """Read permessage-deflate parameters, ValueError on anything RFC 7692 §7 forbids."""
-    parsed = _Params()
-    seen: set[str] = set()
+def _parse_params(params: list[tuple[str, str | None]], *, response: bool) -> dict[str, int | None]:
+    """Map parameter names to window bits or None; ValueError if RFC 7692 §7 forbids them."""
+    parsed: dict[str, int | None] = {}
     for name, value in params:
-        if name in seen:
+        if name in parsed:
             raise ValueError(f"duplicate parameter {name}")
-        seen.add(name)
         if name in (_SERVER_NCT, _CLIENT_NCT):
             # RFC 7692 §7.1.1.1, §7.1.1.2: these parameters have no value.
             if value is not None:
                 raise ValueError(f"{name} takes no value, got {value!r}")
-            if name == _SERVER_NCT:
-                parsed.server_nct = True
-            else:
-                parsed.client_nct = True
         elif name in (_SERVER_BITS, _CLIENT_BITS):
             # RFC 7692 §7.1.2.2: only the client's offer may leave
             # client_max_window_bits without a value.
             if value is None and (response or name == _SERVER_BITS):
                 raise ValueError(f"{name} needs a value")
-            bits = None if value is None else _WINDOW_BITS.get(value)
-            if value is not None and bits is None:
+            if value is not None and value not in _WINDOW_BITS:
                 raise ValueError(f"{name} must be an integer from 8 to 15, got {value!r}")
-            if name == _SERVER_BITS:
-                parsed.server_bits = bits
-            else:
-                parsed.client_bits = bits
-                parsed.client_bits_present = True
         else:
             raise ValueError(f"unknown parameter {name}")
+        parsed[name] = None if value is None else _WINDOW_BITS[value]
     return parsed
 
 
@@ -251,27 +229,27 @@ def server_negotiate(
         # RFC 7692 §7.1.1: the server must echo server_no_context_takeover and
         # may add either flag; a client that offered client_no_context_takeover
         # won't use context takeover whether or not we echo it.
-        server_nct = offer.server_nct or options.server_no_context_takeover
-        client_nct = offer.client_nct or options.client_no_context_takeover
+        server_nct = _SERVER_NCT in offer or options.server_no_context_takeover
+        client_nct = _CLIENT_NCT in offer or options.client_no_context_takeover
         if server_nct:
             response.append((_SERVER_NCT, None))
         if client_nct:
             response.append((_CLIENT_NCT, None))
         # RFC 7692 §7.1.2.1: answer with the requested value or a smaller one;
         # the server may also send it unrequested.
-        server_bits = _min_bits(offer.server_bits, options.server_max_window_bits)
+        server_bits = _min_bits(offer.get(_SERVER_BITS), options.server_max_window_bits)
         if server_bits is not None:
             response.append((_SERVER_BITS, str(server_bits)))
         # RFC 7692 §7.1.2.2: only if offered; the client's value is a promise.
-        client_bits = None
-        if offer.client_bits_present and options.client_max_window_bits is not None:
-            client_bits = _min_bits(offer.client_bits, options.client_max_window_bits)
+        client_bits = offered = offer.get(_CLIENT_BITS)
+        if _CLIENT_BITS in offer and options.client_max_window_bits is not None:
+            client_bits = _min_bits(offered, options.client_max_window_bits)
             response.append((_CLIENT_BITS, str(client_bits)))
         codec = PerMessageDeflate(
             is_client=False,
             remote_no_context_takeover=client_nct,
             local_no_context_takeover=server_nct,
-            remote_max_window_bits=_min_bits(offer.client_bits, client_bits) or 15,
+            remote_max_window_bits=client_bits or 15,
             local_max_window_bits=server_bits or 15,
             compress_level=options.compress_level,
             mem_level=options.mem_level,
@@ -311,24 +289,26 @@ def client_negotiate(response: ExtensionList, options: DeflateOptions) -> PerMes
     except ValueError as exc:
         raise fail(str(exc)) from None
     requested = options.server_max_window_bits
+    server_bits = accepted.get(_SERVER_BITS)
     if requested is not None:
         # RFC 7692 §7.1.2.1: the server must answer with our value or less.
-        if accepted.server_bits is None:
+        if server_bits is None:
             raise fail(f"{_SERVER_BITS}={requested} was requested but not acknowledged")
-        if accepted.server_bits > requested:
-            raise fail(f"{_SERVER_BITS}={accepted.server_bits} is above the {requested} asked")
-    if options.server_no_context_takeover and not accepted.server_nct:
+        if server_bits > requested:
+            raise fail(f"{_SERVER_BITS}={server_bits} is above the {requested} asked")
+    if options.server_no_context_takeover and _SERVER_NCT not in accepted:
         # RFC 7692 §7.1.1.1: the server must acknowledge this request.
         raise fail(f"{_SERVER_NCT} was requested but not acknowledged")
+    # RFC 7692 §7.1.2.2: our offered value binds us even if the server answers
+    # with a larger one.
+    local_bits = _min_bits(accepted.get(_CLIENT_BITS), options.client_max_window_bits)
     return PerMessageDeflate(
         is_client=True,
-        remote_no_context_takeover=accepted.server_nct,
+        remote_no_context_takeover=_SERVER_NCT in accepted,
         # RFC 7692 §7.1.1.2: if we offered it, we keep to it even if not echoed.
-        local_no_context_takeover=accepted.client_nct or options.client_no_context_takeover,
-        remote_max_window_bits=accepted.server_bits or 15,
-        # RFC 7692 §7.1.2.2: our offered value binds us even if the server
-        # answers with a larger one.
-        local_max_window_bits=_min_bits(accepted.client_bits, options.client_max_window_bits) or 15,
+        local_no_context_takeover=_CLIENT_NCT in accepted or options.client_no_context_takeover,
+        remote_max_window_bits=server_bits or 15,
+        local_max_window_bits=local_bits or 15,
         compress_level=options.compress_level,
         mem_level=options.mem_level,
     )
@@ -392,13 +372,8 @@ class PerMessageDeflate:
         self._deflater: zlib._Compress | None = None
 
     def __repr__(self) -> str:
-        return (
-            f"PerMessageDeflate(is_client={self.is_client}, "
-            f"remote_no_context_takeover={self.remote_no_context_takeover}, "
-            f"local_no_context_takeover={self.local_no_context_takeover}, "
-            f"remote_max_window_bits={self.remote_max_window_bits}, "
-            f"local_max_window_bits={self.local_max_window_bits})"
-        )
+        fields = ", ".join(f"{name}={getattr(self, name)}" for name in _REPR_FIELDS)
+        return f"PerMessageDeflate({fields})"
 
     def decode(
         self,
@@ -416,8 +391,8 @@ class PerMessageDeflate:
             data: compressed bytes.
             end_of_message: whether ``data`` ends the message.
             max_length: how many more decompressed bytes the caller accepts for
-                this message, or ``None`` for no limit. Inflating stops at one
-                byte past it, so a small payload can't make us allocate much.
+                this message, or ``None`` for no limit. Inflating stops one byte
+                past it, so a small payload can't make us allocate much more.
 
         Returns:
             The bytes inflated from ``data``; possibly empty.
@@ -429,21 +404,21 @@ class PerMessageDeflate:
         inflater = self._inflater
         if inflater is None:
             inflater = self._inflater = zlib.decompressobj(-self.remote_max_window_bits)
-        limit = None if max_length is None else max(max_length, 0)
         try:
             if not end_of_message:
-                out = _inflate(inflater, data, limit)
+                out = _inflate(inflater, data, max_length)
             elif len(data) < _COPY_LIMIT:
                 # RFC 7692 §7.2.2: append the empty block the sender stripped.
-                out = _inflate(inflater, bytes(data) + _TRAILER, limit)
+                out = _inflate(inflater, bytes(data) + _TRAILER, max_length)
             else:
-                out = _inflate(inflater, data, limit)
-                rest = _inflate(inflater, _TRAILER, None if limit is None else limit - len(out))
+                out = _inflate(inflater, data, max_length)
+                left = None if max_length is None else max_length - len(out)
+                rest = _inflate(inflater, _TRAILER, left)
                 out = out + rest if rest else out
         except zlib.error as exc:
             raise InvalidPayloadData(f"invalid compressed data: {exc}") from exc
         if inflater.eof:
-            # RFC 7692 §7.2.3.3: a message may end with a BFINAL block; only the
+            # RFC 7692 §7.2.3.4: a message may end with a BFINAL block; only the
             # trailer we appended may follow it. The stream is over, so the next
             # message needs a fresh inflater.
             extra = inflater.unused_data
@@ -456,7 +431,7 @@ class PerMessageDeflate:
     def encode(self, data: bytes | bytearray | memoryview, *, end_of_message: bool = True) -> bytes:
         """Compress a message, or one fragment of it.
 
-        Each call ends with a sync flush so the fragment can be sent at once.
+        Each call ends with a sync flush so that the fragment can be sent now.
 
         Args:
             data: the message's bytes, or the next fragment's.
@@ -491,19 +466,22 @@ def _inflate(
 ) -> bytes:
     if limit is None:
         return inflater.decompress(data)
-    # Inflate by bounded chunks, asking in all for one byte more than allowed:
-    # getting it proves the message too big. One call for the whole limit
-    # would peak at twice the limit, as CPython gathers its output blocks.
-    chunks = []
-    size = 0
-    while True:
+    # Ask for one byte more than allowed: getting it proves the message too big.
+    # Past _CHUNK, go by chunks: one call for the whole limit would peak at
+    # twice the limit, as CPython gathers its output blocks into one.
+    limit = max(limit, 0)  # 0 would mean "no limit" to zlib; stay at 1 byte
+    want = limit + 1 if limit < _CHUNK else _CHUNK
+    out = inflater.decompress(data, want)
+    if len(out) < want:
+        # zlib stopped for want of input, not of room: nothing is pending.
+        return out
+    chunks = [out]
+    size = len(out)
+    while size <= limit:
         want = min(limit + 1 - size, _CHUNK)
-        chunk = inflater.decompress(data, want)
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooBig(f"decompressed message is over the size limit ({limit} bytes left)")
-        chunks.append(chunk)
-        if len(chunk) < want:
-            # zlib stopped for want of input, not of room: nothing is pending.
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        data = inflater.unconsumed_tail
+        out = inflater.decompress(inflater.unconsumed_tail, want)
+        chunks.append(out)
+        size += len(out)
+        if len(out) < want:
+            return b"".join(chunks)
+    raise PayloadTooBig(f"decompressed message is over the size limit ({limit} bytes left)")

@@ -12,10 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import http
 import os
 import string
 from collections.abc import Iterable, Mapping, Sequence
+from http import HTTPStatus
 
 from ..exceptions import (
     HeadersTooLarge,
@@ -172,7 +172,7 @@ def build_response(
 
 def _phrase(status: int) -> str:
     try:
-        return http.HTTPStatus(status).phrase
+        return HTTPStatus(status).phrase
     except ValueError:
         return "Unknown Status"
 
