@@ -23,6 +23,11 @@ _EXPORTS = {
     "unix_serve": "wsjet.server",
     "Server": "wsjet.server",
     "WebSocketServerProtocol": "wsjet.server",
+    "WebSocketServer": "wsjet.server",
+    "Client": "wsjet.client",
+    "Buffer": "wsjet.stream.buffer",
+    "WebSocketReader": "wsjet.stream.reader",
+    "WebSocketWriter": "wsjet.stream.writer",
     "connect": "wsjet.client",
     "unix_connect": "wsjet.client",
     "WebSocketClientProtocol": "wsjet.client",
@@ -57,6 +62,8 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Buffer",
+    "Client",
     "Close",
     "CloseCode",
     "ConcurrencyError",
@@ -86,7 +93,10 @@ __all__ = [
     "WebSocketClientProtocol",
     "WebSocketCommonProtocol",
     "WebSocketError",
+    "WebSocketReader",
+    "WebSocketServer",
     "WebSocketServerProtocol",
+    "WebSocketWriter",
     "__version__",
     "connect",
     "serve",
@@ -96,7 +106,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .client import WebSocketClientProtocol, connect, unix_connect
+    from .client import Client, WebSocketClientProtocol, connect, unix_connect
     from .core.connection import State
     from .core.deflate import DeflateOptions
     from .core.frames import Close, CloseCode, Opcode
@@ -123,7 +133,10 @@ if TYPE_CHECKING:
         WebSocketError,
     )
     from .protocol import WebSocketCommonProtocol
-    from .server import Server, WebSocketServerProtocol, serve, unix_serve
+    from .server import Server, WebSocketServer, WebSocketServerProtocol, serve, unix_serve
+    from .stream.buffer import Buffer
+    from .stream.reader import WebSocketReader
+    from .stream.writer import WebSocketWriter
 
 
 def __getattr__(name: str) -> Any:

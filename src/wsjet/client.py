@@ -22,7 +22,7 @@ from .exceptions import InvalidHandshake, InvalidMessage, InvalidURI
 from .extensions import Compression, negotiate_client, offer_client
 from .protocol import WebSocketCommonProtocol
 
-__all__ = ["WebSocketClientProtocol", "connect", "unix_connect"]
+__all__ = ["Client", "WebSocketClientProtocol", "connect", "unix_connect"]
 
 HeadersLike = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
 
@@ -222,3 +222,7 @@ def unix_connect(path: str, uri: str = "ws://localhost/", **kwargs: Any) -> conn
     client = connect(uri, **kwargs)
     client._unix_path = path
     return client
+
+
+# The callback face, where the "Getting Started" guide names it (see wsjet.callbacks).
+from .callbacks import Client  # noqa: E402

@@ -8,6 +8,7 @@ Connects the ``compression`` option of :func:`~wsjet.server.serve` and
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 from .core import deflate, handshake
@@ -34,9 +35,21 @@ def _options(compression: Compression, *, server: bool) -> deflate.DeflateOption
 
 
 def offer_client(compression: Compression) -> str | None:
-    """The ``Sec-WebSocket-Extensions`` value a client offers, or ``None``."""
+    """The ``Sec-WebSocket-Extensions`` value a client offers, or ``None``.
+
+    Two offers, in order of preference (RFC 7692 §5.1): ours, then the same with
+    ``client_no_context_takeover`` for servers that only accept clients willing to
+    reset their compressor after each message (§7.1.1.2). A server picks the first
+    it accepts; most accept the first.
+    """
     options = _options(compression, server=False)
-    return None if options is None else deflate.client_offer(options)
+    if options is None:
+        return None
+    offer = deflate.client_offer(options)
+    if options.client_no_context_takeover:
+        return offer
+    fallback = dataclasses.replace(options, client_no_context_takeover=True)
+    return f"{offer}, {deflate.client_offer(fallback)}"
 
 
 def negotiate_server(

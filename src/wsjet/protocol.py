@@ -61,7 +61,10 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             waits for the transport to drain (and reading pauses).
         compression_threshold: messages shorter than this many bytes are sent
             uncompressed even when permessage-deflate is negotiated: deflating
-            a tiny message costs more CPU than the bytes it saves.
+            a tiny message costs more CPU than the bytes it saves. Off (0) by
+            default: RFC 7692 allows it, but some peers mishandle uncompressed
+            messages on a compressed connection (the kosoku Autobahn runner
+            errors on them), so it is an opt-in.
         logger: logger for this connection; defaults to ``wsjet.server`` or
             ``wsjet.client``.
     """
@@ -77,7 +80,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         max_size: int | None = 2**20,
         max_queue: int | None = 32,
         write_limit: int = 2**16,
-        compression_threshold: int = 128,
+        compression_threshold: int = 0,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
         self.ping_interval = ping_interval

@@ -23,7 +23,7 @@ from .exceptions import ConnectionClosed, InvalidHandshake, InvalidOrigin
 from .extensions import Compression, negotiate_server
 from .protocol import WebSocketCommonProtocol
 
-__all__ = ["Server", "WebSocketServerProtocol", "serve", "unix_serve"]
+__all__ = ["Server", "WebSocketServer", "WebSocketServerProtocol", "serve", "unix_serve"]
 
 logger = logging.getLogger("wsjet.server")
 
@@ -425,3 +425,7 @@ def unix_serve(handler: Handler | None, path: str | None = None, **kwargs: Any) 
     server = serve(handler, **kwargs)
     server._unix_path = path
     return server
+
+
+# The callback face, where the "Getting Started" guide names it (see wsjet.callbacks).
+from .callbacks import WebSocketServer  # noqa: E402

@@ -151,8 +151,12 @@ async def amain(args: argparse.Namespace) -> int:
         return 2
     print(f"CASES {n}", flush=True)
 
+    loop = asyncio.get_running_loop()
     for case in range(1, n + 1):
+        t0 = loop.time()
         await client.guarded(f"case {case}", lambda c=case: client.run_case(base, c, args.agent))
+        if (took := loop.time() - t0) > 2.0:
+            print(f"case {case}: took {took:.1f}s", file=sys.stderr, flush=True)
 
     updated = await client.guarded("updateReports", lambda: client.update_reports(base, args.agent))
     outcomes = ",".join(f"{k}={v}" for k, v in sorted(client.outcomes.items()))

@@ -368,6 +368,8 @@ def summarise(data: dict[str, Any] | None, **meta: Any) -> dict[str, Any]:
         "passed": sum(1 for r in results if case_passes(r)),
         "kosoku_elapsed_seconds": round((data or {}).get("elapsed", 0.0), 2),
         "kosoku_failure_message": (data or {}).get("failure_message"),
+        "slowest_cases_ms": {r["case_id"]: r["duration_ms"] for r in
+                             sorted(results, key=lambda r: -r["duration_ms"])[:10]},
     })
     # Harness self-checks: our verdict must agree with kosoku's flag and its FailureError.
     mismatches = [r["case_id"] for r in results if case_passes(r) != r["passed"]]
@@ -415,7 +417,8 @@ def describe_case(case: dict[str, Any]) -> str:
             f"behavior_close={case['behavior_close']}{remote}\n"
             f"      {case['description']}\n"
             f"      expected: {case['expectation']}\n"
-            f"      got: {case['result']} / {case['result_close']}")
+            f"      got: {case['result']}"
+            + ("" if case["result_close"] == case["result"] else f" / {case['result_close']}"))
     if case.get("received") is not None:
         text += f"\n      received: {case['received'][:200]}"
     return text

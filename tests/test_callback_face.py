@@ -1,0 +1,555 @@
+"""The callback face: WebSocketServer and Client callbacks, against the `websockets` package."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed as WsConnectionClosed
+from websockets.sync.client import connect as sync_connect
+
+import wsjet
+from wsjet.client import Client
+from wsjet.server import WebSocketServer
+from wsjet.stream.reader import WebSocketReader
+
+from .utils import UNIT
+
+OnConnection = Callable[[Client], Coroutine[Any, Any, None]]
+
+
+class Running:
+    """A started WebSocketServer and its port."""
+
+    def __init__(self, socket: WebSocketServer, port: int) -> None:
+        self.socket = socket
+        self.port = port
+        self.uri = f"ws://127.0.0.1:{port}/"
+
+    def connect(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("compression", None)
+        return ws_connect(self.uri, **kwargs)
+
+
+@pytest.fixture
+async def start() -> AsyncIterator[Callable[..., Coroutine[Any, Any, Running]]]:
+    """Start a server running the given connection callback; stop it after the test."""
+    sockets: list[WebSocketServer] = []
+
+    async def starter(on_connection: OnConnection, **options: Any) -> Running:
+        options.setdefault("compression", None)
+        options.setdefault("ping_interval", None)
+        socket = WebSocketServer("127.0.0.1", 0, **options)
+        socket.connection(on_connection)
+        server = await socket.__aenter__()
+        sockets.append(socket)
+        return Running(socket, server.sockets[0].getsockname()[1])
+
+    yield starter
+    for socket in sockets:
+        await socket.close()
+
+
+async def closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
+    await ws.wait_closed()
+    return ws.close_code, ws.close_reason
+
+
+# --- the client's attributes and the server's clients -----------------------------------
+
+
+async def test_client_attributes(start: Any) -> None:
+    seen: list[Client] = []
+
+    async def on_connection(client: Client) -> None:
+        seen.append(client)
+        assert client.open
+        assert "OPEN" in repr(client)
+
+    running = await start(on_connection, subprotocols=["chat"])
+    async with running.connect(subprotocols=["chat"], additional_headers={"X-Test": "1"}) as ws:
+        await ws.send("sync")  # the message is dropped: no message callback
+        await ws.ping()
+        client = seen[0]
+        host, port = ws.local_address[:2]
+        assert (client.addr, client.port) == (host, port)
+        assert running.socket.clients == {(host, port): client}
+        assert client.path == "/"
+        assert client.headers["X-Test"] == "1"
+        assert client.subprotocol == "chat"
+        assert client.close_code is None and client.close_reason is None
+    await asyncio.sleep(UNIT)
+    assert client.close_code == 1000 and client.close_reason == ""
+    assert running.socket.clients == {}
+
+
+async def test_clients_excludes_the_new_client_during_its_callback(start: Any) -> None:
+    during: list[set[tuple[str, int]]] = []
+    release = asyncio.Event()
+
+    async def on_connection(client: Client) -> None:
+        during.append(set(running.socket.clients))
+        assert (client.addr, client.port) not in running.socket.clients
+        if len(during) == 2:
+            await release.wait()
+
+    running = await start(on_connection)
+    async with running.connect() as first, running.connect() as second:
+        await first.ping()
+        key1 = first.local_address[:2]
+        key2 = second.local_address[:2]
+        await asyncio.sleep(UNIT)
+        assert during == [set(), {key1}]
+        assert set(running.socket.clients) == {key1}  # the second callback hasn't returned
+        release.set()
+        await second.ping()
+        await asyncio.sleep(UNIT)
+        assert set(running.socket.clients) == {key1, key2}
+
+
+async def test_disconnection_callback(start: Any) -> None:
+    left: list[tuple[Client, bool, int | None]] = []
+
+    async def on_connection(client: Client) -> None:
+        pass
+
+    running: Running = await start(on_connection)
+
+    @running.socket.disconnection
+    async def on_disconnection(client: Client) -> None:
+        left.append((client, client in running.socket.clients.values(), client.close_code))
+
+    async with running.connect() as ws:
+        await ws.ping()
+        (client,) = running.socket.clients.values()
+        await ws.close(4001, "bye")
+    await asyncio.sleep(UNIT)
+    assert left == [(client, False, 4001)]
+
+
+# --- message callbacks --------------------------------------------------------------------
+
+
+async def test_messages_run_one_at_a_time_in_order(start: Any) -> None:
+    events: list[str] = []
+
+    async def on_connection(client: Client) -> None:
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            message = await reader.get()
+            assert isinstance(message, str)
+            events.append(f"start {message}")
+            if message in ("0", "3"):
+                await asyncio.sleep(UNIT)  # later messages queue meanwhile
+            events.append(f"end {message}")
+            await client.writer.send(message)
+
+    running = await start(on_connection)
+    async with running.connect() as ws:
+        for i in range(6):
+            await ws.send(str(i))
+        assert [await ws.recv() for _ in range(6)] == [str(i) for i in range(6)]
+    assert events == [f"{what} {i}" for i in range(6) for what in ("start", "end")]
+
+
+async def test_unread_data_is_discarded(start: Any) -> None:
+    readers: list[WebSocketReader] = []
+
+    async def on_connection(client: Client) -> None:
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            readers.append(reader)
+            head = await reader.readexactly(3)
+            await client.writer.send(head)
+
+    running = await start(on_connection)
+    async with running.connect() as ws:
+        await ws.send(b"abcdefghij")
+        await ws.send(b"klmnopqrst")
+        await ws.send([b"uvw", b"xyz", b"..."])  # still arriving when the callback returns
+        await ws.send(b"next")
+        assert [await ws.recv() for _ in range(4)] == [b"abc", b"klm", b"uvw", b"nex"]
+    assert all(reader.at_eof() for reader in readers)
+    assert await readers[0].read() == b""
+
+
+async def test_message_arriving_during_connection_callback_waits(start: Any) -> None:
+    async def on_connection(client: Client) -> None:
+        await asyncio.sleep(UNIT)  # the client's first message arrives meanwhile
+
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            await client.writer.send(await reader.get())
+
+    running = await start(on_connection)
+    async with running.connect() as ws:
+        await ws.send("early")
+        assert await ws.recv() == "early"
+
+
+async def test_text_and_binary_kinds(start: Any) -> None:
+    async def on_connection(client: Client) -> None:
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            await client.writer.send(f"{reader.kind} {reader.is_text}")
+
+    running = await start(on_connection)
+    async with running.connect() as ws:
+        await ws.send("t")
+        await ws.send(b"b")
+        assert await ws.recv() == "text True"
+        assert await ws.recv() == "binary False"
+
+
+async def test_a_stuck_callback_pauses_reading(start: Any) -> None:
+    release = asyncio.Event()
+    received: list[bytes] = []
+    clients: list[Client] = []
+
+    async def on_connection(client: Client) -> None:
+        clients.append(client)
+
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            received.append(await reader.read())
+            if len(received) == 1:
+                await release.wait()
+
+    running = await start(on_connection, read_limit=2**14, max_queue=4)
+    async with running.connect() as ws:
+        for i in range(50):
+            await ws.send(bytes([i]) * 4096)
+        await asyncio.sleep(UNIT)
+        protocol = clients[0]._protocol
+        assert protocol._paused_reading  # the queue is bounded: the socket waits
+        assert len(received) == 1
+        release.set()
+        await ws.send(b"last")
+        await ws.ping()
+        while len(received) < 51:
+            await asyncio.sleep(UNIT / 5)
+        assert received[:50] == [bytes([i]) * 4096 for i in range(50)]
+        assert received[50] == b"last"
+        assert not protocol._paused_reading
+
+
+# --- speed: no task for a callback that finishes without waiting ---------------------------
+
+
+async def count_tasks_during(action: Callable[[], Any]) -> int:
+    """Run the blocking ``action`` in a thread; count the tasks the loop made meanwhile."""
+    loop = asyncio.get_running_loop()
+    created = 0
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        nonlocal created
+        created += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    try:
+        await asyncio.to_thread(action)
+    finally:
+        loop.set_task_factory(None)
+    return created
+
+
+async def test_callback_finishing_at_once_costs_no_task(start: Any) -> None:
+    async def on_connection(client: Client) -> None:
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            message = await reader.get()
+            if message == "suspend":
+                await asyncio.sleep(0)
+            await client.writer.send(message)
+
+    running = await start(on_connection)
+
+    def session(message: str, count: int) -> None:
+        with sync_connect(running.uri, compression=None) as ws:
+            for _ in range(count):
+                ws.send(message)
+                assert ws.recv(timeout=10) == message
+
+    # Two tasks per connection: asyncio's accept, and the engine's handshake
+    # task that then runs the connection callback. None per message.
+    assert await count_tasks_during(lambda: session("echo", 100)) == 2
+    # A callback that does wait is resumed by one task per message.
+    assert await count_tasks_during(lambda: session("suspend", 10)) == 2 + 10
+
+
+async def test_contextvars_survive_the_handover_to_a_task(start: Any) -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def on_connection(client: Client) -> None:
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            message = await reader.get()
+            assert isinstance(message, str)
+            var.set(message)
+            await asyncio.sleep(0)
+            assert asyncio.current_task() is not None
+            await client.writer.send(var.get())
+
+    running = await start(on_connection)
+    async with running.connect() as ws:
+        await ws.send("a")
+        await ws.send("b")
+        assert [await ws.recv(), await ws.recv()] == ["a", "b"]
+    assert var.get() == "unset"
+
+
+# --- other callbacks ----------------------------------------------------------------------
+
+
+async def test_closed_callback(start: Any) -> None:
+    closed: list[tuple[int, str]] = []
+
+    async def on_connection(client: Client) -> None:
+        @client.closed
+        async def on_closed(code: int, reason: str) -> None:
+            closed.append((code, reason))
+
+    running = await start(on_connection)
+    async with running.connect() as ws:
+        await ws.close(4000, "see you")
+    await asyncio.sleep(UNIT)
+    assert closed == [(4000, "see you")]
+
+
+async def test_closed_callback_after_tcp_drop(start: Any) -> None:
+    closed: list[tuple[int, str]] = []
+
+    async def on_connection(client: Client) -> None:
+        @client.closed
+        async def on_closed(code: int, reason: str) -> None:
+            closed.append((code, reason))
+
+    running = await start(on_connection)
+    async with running.connect() as ws:
+        await ws.ping()
+        ws.transport.abort()
+    await asyncio.sleep(UNIT)
+    assert closed == [(1006, "")]
+
+
+async def test_ping_and_pong_callbacks(start: Any) -> None:
+    pings: list[bytes] = []
+    pongs: list[bytes] = []
+
+    async def on_connection(client: Client) -> None:
+        @client.ping
+        async def on_ping(data: bytes) -> None:
+            pings.append(data)
+            await asyncio.sleep(0)  # one that suspends, too
+            await client.writer.ping(b"back at you")
+
+        @client.pong
+        async def on_pong(data: bytes) -> None:
+            pongs.append(data)
+
+    running = await start(on_connection)
+    async with running.connect() as ws:
+        await ws.ping(b"hello")
+        await asyncio.sleep(UNIT)
+    assert pings == [b"hello"]
+    assert pongs == [b"back at you"]
+
+
+@pytest.mark.parametrize("where", ["message", "connection", "ping", "pong"])
+async def test_callback_exception_logs_closes_1011_and_server_goes_on(
+    start: Any, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    errors: list[Exception] = []
+
+    async def boom(*args: Any) -> None:
+        raise ValueError(f"boom in {where}")
+
+    async def on_connection(client: Client) -> None:
+        @client.error
+        async def on_error(exc: Exception) -> None:
+            errors.append(exc)
+
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            message = await reader.get()
+            if message == "fail":
+                await boom()
+            await client.writer.send(message)
+
+        client.ping(boom) if where == "ping" else None
+        client.pong(boom) if where == "pong" else None
+        if where == "connection" and not errors:
+            await boom()
+
+    running = await start(on_connection)
+    with caplog.at_level(logging.ERROR, logger="wsjet.server"):
+        async with running.connect() as ws:
+            if where == "message":
+                await ws.send("fail")
+            elif where == "ping":
+                await ws.ping()
+            elif where == "pong":
+                await ws.pong()
+            assert await closed_with(ws) == (1011, "internal error")
+    await asyncio.sleep(UNIT)
+    assert [str(exc) for exc in errors] == [f"boom in {where}"]
+    (record,) = [r for r in caplog.records if r.name == "wsjet.server"]
+    assert record.levelno == logging.ERROR and record.exc_info is not None
+    assert running.socket.clients == {}
+    # The server keeps serving.
+    async with running.connect() as ws:
+        await ws.send("still there")
+        assert await ws.recv() == "still there"
+
+
+async def test_error_callback_failure_is_only_logged(
+    start: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def on_connection(client: Client) -> None:
+        @client.error
+        async def on_error(exc: Exception) -> None:
+            await asyncio.sleep(0)
+            raise RuntimeError("error callback broke too")
+
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            raise ValueError("first")
+
+    running = await start(on_connection)
+    with caplog.at_level(logging.ERROR, logger="wsjet.server"):
+        async with running.connect() as ws:
+            await ws.send("x")
+            assert (await closed_with(ws))[0] == 1011
+        await asyncio.sleep(UNIT)
+    messages = [r.getMessage() for r in caplog.records if r.name == "wsjet.server"]
+    assert messages == ["message callback failed", "error callback failed"]
+
+
+async def test_protocol_error_reaches_the_error_callback(start: Any) -> None:
+    errors: list[Exception] = []
+
+    async def on_connection(client: Client) -> None:
+        @client.error
+        async def on_error(exc: Exception) -> None:
+            errors.append(exc)
+
+    running = await start(on_connection)
+    async with running.connect() as ws:
+        await ws.ping()
+        ws.transport.write(b"\x81\x00")  # an unmasked frame from a client: §5.1
+        with pytest.raises(WsConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1002
+    await asyncio.sleep(UNIT)
+    assert len(errors) == 1 and isinstance(errors[0], wsjet.ProtocolError)
+
+
+async def test_connection_closed_in_a_callback_is_not_an_error(
+    start: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def on_connection(client: Client) -> None:
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            await client.writer.close()
+            await client.writer.send("too late")  # raises ConnectionClosed
+
+    running = await start(on_connection)
+    with caplog.at_level(logging.DEBUG, logger="wsjet.server"):
+        async with running.connect() as ws:
+            await ws.send("x")
+            assert (await closed_with(ws))[0] == 1000
+        await asyncio.sleep(UNIT)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_disconnection_and_closed_callback_failures_are_logged(
+    start: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def on_connection(client: Client) -> None:
+        @client.closed
+        async def on_closed(code: int, reason: str) -> None:
+            raise ValueError("closed")
+
+    running: Running = await start(on_connection)
+
+    @running.socket.disconnection
+    async def on_disconnection(client: Client) -> None:
+        raise ValueError("disconnection")
+
+    with caplog.at_level(logging.ERROR, logger="wsjet.server"):
+        async with running.connect() as ws:
+            await ws.ping()
+        await asyncio.sleep(UNIT)
+    messages = [r.getMessage() for r in caplog.records if r.name == "wsjet.server"]
+    assert messages == ["closed callback failed", "disconnection callback failed"]
+
+
+# --- the server's life cycle --------------------------------------------------------------
+
+
+async def test_leaving_closes_clients_with_1001() -> None:
+    socket = WebSocketServer("127.0.0.1", 0, compression=None, close_timeout=UNIT * 20)
+    assert "stopped" in repr(socket) and socket.server is None and socket.sockets == ()
+
+    async with socket as server:
+        assert socket.server is server and socket.sockets
+        assert "listening" in repr(socket)
+        port = server.sockets[0].getsockname()[1]
+        ws = await ws_connect(f"ws://127.0.0.1:{port}/")
+        await ws.ping()
+        with pytest.raises(RuntimeError):
+            await socket.start()
+    assert await closed_with(ws) == (1001, "")
+
+
+async def test_serve_forever_until_cancelled() -> None:
+    socket = WebSocketServer("127.0.0.1", 0, compression=None)
+    serving = asyncio.ensure_future(socket.serve_forever())
+    while socket.server is None:
+        await asyncio.sleep(UNIT / 10)
+    port = socket.sockets[0].getsockname()[1]
+    async with ws_connect(f"ws://127.0.0.1:{port}/") as ws:
+        serving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await serving
+        assert await closed_with(ws) == (1001, "")
+    assert socket.server is None
+
+
+async def test_sync_form_refuses_a_running_loop() -> None:
+    socket = WebSocketServer("127.0.0.1", 0)
+    with pytest.raises(RuntimeError), socket:
+        pass
+    loop_socket = WebSocketServer("127.0.0.1", 0, loop=asyncio.get_running_loop())
+    with pytest.raises(RuntimeError), loop_socket:
+        pass
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(TypeError):
+        WebSocketServer("127.0.0.1", 0, create_protocol=object)
+    with pytest.raises(ValueError):
+        WebSocketServer("127.0.0.1", 0, read_limit=0)
+
+
+def test_seed_module_paths() -> None:
+    import wsjet.client
+    import wsjet.server
+    import wsjet.stream.buffer
+    import wsjet.stream.reader
+    import wsjet.stream.writer
+
+    assert wsjet.server.WebSocketServer is wsjet.WebSocketServer
+    assert wsjet.client.Client is wsjet.Client
+    assert wsjet.WebSocketServer.__module__ == "wsjet.server"
+    assert wsjet.Client.__module__ == "wsjet.client"
+    assert issubclass(wsjet.stream.reader.WebSocketReader, wsjet.stream.buffer.Buffer)
+    assert wsjet.WebSocketWriter is wsjet.stream.writer.WebSocketWriter
