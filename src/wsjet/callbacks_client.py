@@ -247,11 +247,11 @@ class Client:
             return
         if not self._busy and (self._on_message is None or self._failed):
             return  # nobody will read it: drop it without buffering
-        reader = WebSocketReader(type(data) is str, flow=self._flow)
-        reader.feed_data(data)
         if event.fin:
-            reader.feed_eof()
+            reader = WebSocketReader._whole(data, self._flow)
         else:
+            reader = WebSocketReader(type(data) is str, flow=self._flow)
+            reader.feed_data(data)
             self._receiving = reader
         if self._busy:
             self._queue.append(reader)

@@ -316,16 +316,17 @@ class Connection:
         data: bytes | bytearray | memoryview,
         fin: bool,
         rsv1: bool,
+        length: int | None = None,
     ) -> None:
+        size = len(data) if length is None else length
         preview = bytes(data[:24])
-        if opcode == Opcode.TEXT or (opcode == Opcode.CONT and self._msg_opcode == Opcode.TEXT):
-            shown = repr(preview.decode(errors="replace"))
-        else:
-            shown = preview.hex(" ")
-        more = "..." if len(data) > 24 else ""
+        text = opcode == Opcode.TEXT or (opcode == Opcode.CONT and self._msg_opcode == Opcode.TEXT)
+        # repr() escapes control characters, so a peer cannot forge log lines.
+        shown = repr(preview.decode(errors="replace")) if text and not rsv1 else preview.hex(" ")
+        more = "..." if size > 24 else ""
         flags = ("" if fin else " [continued]") + (" [compressed]" if rsv1 else "")
         self.logger.debug(
-            "%s %s %s%s (%d bytes)%s", direction, Opcode(opcode).name, shown, more, len(data), flags
+            "%s %s %s%s (%d bytes)%s", direction, Opcode(opcode).name, shown, more, size, flags
         )
 
     # --- receiving ------------------------------------------------------------------------
@@ -439,11 +440,8 @@ class Connection:
             self._msg_compressed = bool(first & _RSV1)
             self._decoder = None
         self._msg_frames += 1
-        if self._debug:
-            name = Opcode(opcode).name
-            self.logger.debug(
-                "< %s frame (%d bytes)%s", name, length, "" if fin else " [continued]"
-            )
+        self._frame_opcode = opcode
+        self._frame_length = length
         self._frame_fin = fin
         self._frame_mask = mask
         self._frame_offset = 0
@@ -462,6 +460,10 @@ class Connection:
         else:
             data = bytes(chunk)
         end = self._frame_fin and self._frame_remaining == 0
+        if self._debug and self._frame_remaining + len(data) == self._frame_length:
+            # The frame's first bytes: log it once, with a preview.
+            rsv1 = self._msg_compressed and self._frame_opcode != Opcode.CONT
+            self._log_frame("<", self._frame_opcode, data, self._frame_fin, rsv1, self._frame_length)
         if self._msg_compressed:
             assert self.codec is not None
             limit = None if self.max_size is None else self.max_size - self._msg_size

@@ -35,6 +35,8 @@ class Buffer:
             through before giving up with :exc:`asyncio.LimitOverrunError`.
     """
 
+    __slots__ = ("_chunks", "_eof", "_exception", "_limit", "_pos", "_size", "_waiter")
+
     def __init__(self, limit: int = 2**16) -> None:
         if limit <= 0:
             raise ValueError("limit must be positive")

@@ -1,0 +1,103 @@
+"""Helpers shared by the benchmark's server, client and driver processes.
+
+Nothing here imports a WebSocket library: each process imports only the one
+it measures, so a library's import cost or memory never leaks into another's
+numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import resource
+import struct
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+#: Largest message any endpoint must accept (every library gets the same limit).
+MAX_SIZE = 2**24
+#: Message size of the fan-out workload, in bytes.
+FANOUT_SIZE = 100
+
+
+def pin(cpu: int | None) -> None:
+    """Pin this process to one CPU (``None``: leave the scheduler alone)."""
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+def raise_fd_limit() -> None:
+    """Let this process open as many sockets as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 65536 if hard == resource.RLIM_INFINITY else hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def run(main: Coroutine[Any, Any, Any], loop: str) -> Any:
+    """Run ``main`` on the standard asyncio loop or on uvloop."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
+
+
+def payload(size: int) -> bytes:
+    """A deterministic, moderately compressible message of ``size`` bytes.
+
+    Random words from a small vocabulary: deflate shrinks it to roughly a
+    third, like JSON or log lines, instead of the best case (zeros) or the
+    worst (random bytes).
+    """
+    rng = random.Random(size)
+    words = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
+        for _ in range(512)
+    ]
+    out = bytearray()
+    while len(out) < size:
+        out += rng.choice(words).encode()
+        out += b" " if rng.random() < 0.85 else b'", "'
+    return bytes(out[:size])
+
+
+def client_frame(data: bytes, mask: bytes = b"\x1f\x2e\x3d\x4c") -> bytes:
+    """A masked binary frame, as a client sends it (for the raw TCP ceiling)."""
+    n = len(data)
+    if n < 126:
+        header = struct.pack("!BB", 0x82, 0x80 | n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x82, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x82, 0x80 | 127, n)
+    key = int.from_bytes(mask, "little")
+    repeated = key.to_bytes(4, "little") * (n // 4 + 1)
+    masked = (int.from_bytes(data, "little") ^ int.from_bytes(repeated[:n], "little")).to_bytes(
+        n, "little"
+    )
+    return header + mask + masked
+
+
+def rss_kib(pid: int) -> int:
+    """Resident set size of process ``pid``, in KiB (Linux)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def say(**fields: Any) -> None:
+    """Send one JSON line to the driver on stdout."""
+    import json
+
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+def wait_for_driver() -> str:
+    """Block until the driver writes a line on stdin (it measures meanwhile)."""
+    return sys.stdin.readline().strip()
