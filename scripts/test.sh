@@ -12,5 +12,7 @@ echo "== pytest (compiled path)"
   --cov-fail-under=0 "$@"
 .venv/bin/coverage report --include='src/wsjet/core/*' --omit='src/wsjet/core/_speedups*' \
   --fail-under=95
+echo "== pytest (compiled path, uvloop)"
+WSJET_TEST_LOOP=uvloop .venv/bin/pytest -p no:cacheprovider "$@"
 echo "== pytest (pure-Python path: WSJET_NO_EXTENSIONS=1)"
 WSJET_NO_EXTENSIONS=1 .venv/bin/pytest -p no:cacheprovider "$@"

@@ -1,5 +1,6 @@
-"""``python -m wsjet``: the command line."""
+"""``python -m wsjet``: the command line (see :mod:`wsjet.cli`)."""
 
 from .cli import main
 
-main()
+if __name__ == "__main__":
+    main()

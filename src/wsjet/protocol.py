@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .core.connection import Connection, MessageCodec, Side, State
 from .core.events import CloseReceived, DataReceived, PingReceived, PongReceived
@@ -527,9 +527,9 @@ class WebSocketCommonProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """asyncio callback: the TCP (or TLS) connection is up."""
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
+        # uvloop's transports implement the interface without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
 
     def pause_writing(self) -> None:
         """asyncio callback: the write buffer is above the high-water mark."""

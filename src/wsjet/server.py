@@ -10,6 +10,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import re
 import socket
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -35,6 +36,9 @@ ProcessRequest = Callable[
 ProcessResponse = Callable[
     ["WebSocketServerProtocol", Request, Response], "Response | Awaitable[Response | None] | None"
 ]
+#: An item of ``origins``: an exact Origin, a pattern it must match in full, or ``None``.
+OriginRule = str | re.Pattern[str] | None
+SelectSubprotocol = Callable[["WebSocketServerProtocol", Sequence[str]], "str | None"]
 
 #: Grace period after ``close_timeout`` before a shutdown cancels handlers.
 SHUTDOWN_GRACE = 1.0
@@ -68,8 +72,9 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         handler: Handler | None,
         server: Server,
         *,
-        origins: Sequence[str | None] | None = None,
+        origins: Sequence[OriginRule] | None = None,
         subprotocols: Sequence[str] | None = None,
+        select_subprotocol: SelectSubprotocol | None = None,
         extra_headers: HeadersLike | Callable[[str, Headers], HeadersLike] | None = None,
         compression: Compression = "deflate",
         server_header: str | None = handshake.SERVER_HEADER,
@@ -82,7 +87,8 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         super().__init__(**kwargs)
         self.handler = handler
         self.server = server
-        self.origins = origins
+        self.origins = _check_origins(origins)
+        self._select_subprotocol_hook = select_subprotocol
         self.available_subprotocols = list(subprotocols or ())
         self.extra_headers = extra_headers
         self.compression = compression
@@ -151,15 +157,55 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         return self._process_request_hook(self, request)
 
     def select_subprotocol(self, offered: Sequence[str], available: Sequence[str]) -> str | None:
-        """Hook: pick the subprotocol; the default takes the server's first choice offered."""
+        """Hook: pick the subprotocol, or ``None`` for none.
+
+        The default calls the ``select_subprotocol`` argument of :func:`serve`
+        as ``select_subprotocol(connection, offered)`` when given; otherwise it
+        takes the first of ``available`` (the ``subprotocols`` option) that the
+        client offered.
+        """
+        if self._select_subprotocol_hook is not None:
+            return self._select_subprotocol_hook(self, offered)
         return handshake.select_subprotocol(offered, available)
 
     def check_origin(self, origin: str | None) -> None:
-        """Raise :class:`InvalidOrigin` when ``origins`` is set and ``origin`` isn't in it."""
+        r"""Check the Origin header against the ``origins`` allow-list.
+
+        ``origins=None`` (the default) accepts every request: set it on any
+        server that browsers reach, or a page on another site can open a
+        WebSocket with the visitor's cookies (Cross-Site WebSocket Hijacking).
+        Each rule of ``origins`` is one of:
+
+        * a ``str``: the Origin must equal it exactly, e.g.
+          ``"https://example.com"`` (scheme, host and non-default port, as
+          browsers send it);
+        * a compiled :class:`re.Pattern`: the *whole* Origin must match it
+          (:meth:`re.Pattern.fullmatch`), so ``re.compile(r"https://([a-z0-9-]+\.)?example\.com")``
+          refuses ``https://evil-example.com`` and ``https://example.com.evil``;
+        * ``None``: requests without an Origin header (non-browser clients) are
+          accepted.
+
+        Args:
+            origin: the request's Origin header, or ``None`` when it has none.
+
+        Raises:
+            InvalidOrigin: the origin is not allowed (the server answers 403,
+                without echoing the origin).
+        """
         if self.origins is None:
             return
-        if origin not in self.origins:
-            raise InvalidOrigin("Origin", origin, "not allowed")
+        for rule in self.origins:
+            if rule is None:
+                if origin is None:
+                    return
+            elif origin is None:
+                continue
+            elif isinstance(rule, str):
+                if origin == rule:
+                    return
+            elif rule.fullmatch(origin) is not None:
+                return
+        raise InvalidOrigin("Origin", origin, "not allowed")
 
     async def _accept(self, request: Request) -> Response | None:
         """Run the opening handshake; return the response, or None when already answered."""
@@ -250,6 +296,19 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         if self._open_timer is not None:
             self._open_timer.cancel()
         self.server.unregister(self)
+
+
+def _check_origins(origins: Sequence[OriginRule] | None) -> list[OriginRule] | None:
+    """Validate the ``origins`` option; a lone string is a mistake, not a list of characters."""
+    if origins is None:
+        return None
+    if isinstance(origins, str | bytes):
+        raise TypeError("origins must be a list of origins, not a single string")
+    rules = list(origins)
+    for rule in rules:
+        if rule is not None and not isinstance(rule, str | re.Pattern):
+            raise TypeError(f"origins items must be str, re.Pattern or None, not {rule!r}")
+    return rules
 
 
 class Server:
@@ -363,7 +422,11 @@ class serve:
 
     Options (see :class:`WebSocketServerProtocol` and
     :class:`~wsjet.protocol.WebSocketCommonProtocol`): ``create_protocol``,
-    ``origins``, ``subprotocols``, ``extra_headers``, ``compression``,
+    ``origins`` (an allow-list of exact strings, compiled :class:`re.Pattern`
+    matched in full, and ``None`` for clients without Origin; the default,
+    ``None``, checks nothing: see :meth:`WebSocketServerProtocol.check_origin`),
+    ``subprotocols``, ``select_subprotocol`` (``select_subprotocol(connection,
+    offered) -> str | None``), ``extra_headers``, ``compression``,
     ``process_request``, ``process_response``, ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
     ``max_queue``, ``write_limit``, ``logger``. Any other keyword goes to

@@ -145,7 +145,9 @@ class ChatRoom:
                 return None  # the library runs the WebSocket handshake
             return plain_response(404, "Not Found", b"No WebSocket endpoint here: use /ws.\n")
         if request.method not in ("GET", "HEAD"):
-            return plain_response(405, "Method Not Allowed", b"GET only.\n", extra=[("Allow", "GET, HEAD")])
+            return plain_response(
+                405, "Method Not Allowed", b"GET only.\n", extra=[("Allow", "GET, HEAD")]
+            )
         head = request.method == "HEAD"
         if path in ("/", "/index.html"):
             return plain_response(
@@ -259,13 +261,21 @@ class ChatRoom:
             if old is None:
                 logger.info("#%d joined as %r", member.number, member.name)
                 self.send(
-                    member, type="welcome", name=member.name, users=self.users(),
+                    member,
+                    type="welcome",
+                    name=member.name,
+                    users=self.users(),
                     extensions=extensions or "",
                 )
                 self.broadcast(type="notice", text=f"{member.name} joined")
             elif old != member.name:
-                self.send(member, type="welcome", name=member.name, users=self.users(),
-                          extensions=extensions or "")
+                self.send(
+                    member,
+                    type="welcome",
+                    name=member.name,
+                    users=self.users(),
+                    extensions=extensions or "",
+                )
                 self.broadcast(type="notice", text=f"{old} is now {member.name}")
             self.broadcast(type="users", users=self.users())
         elif kind == "say":

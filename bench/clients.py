@@ -1,0 +1,415 @@
+"""Benchmark clients, one library per process: ``python bench/clients.py LIB WORKLOAD URL``.
+
+Workloads:
+
+- ``echo``: send ``--pipeline`` messages of ``--size`` bytes, read as many
+  echoes back, repeat; for ``--warmup`` seconds unmeasured, then for
+  ``--duration`` seconds measured. Prints ``{"messages": n, "seconds": t}``.
+- ``connections`` (picows only): a conversation with the driver, one JSON
+  line per step, each step waiting for a line on stdin so the driver can read
+  the server's memory in between: ``warm`` (20 connections opened, used once
+  and closed), ``opened`` (``--count`` connections opened, ``--concurrency``
+  handshakes in flight, with the handshake time), ``used`` (one 32-byte echo
+  on each), then every connection closes.
+- ``fanout`` (picows only): ``--count`` connections; one message on the first
+  makes the server send 100 bytes to all; once all got it, again. Prints
+  ``{"broadcasts": n, "seconds": t}``.
+
+Libraries: ``picows`` (callback API), ``wsjet`` / ``websockets`` / ``aiohttp``
+(coroutine APIs), ``raw`` (pre-built masked frames over plain TCP, for the
+raw echo server: the same bytes on the wire with no WebSocket code at all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import (
+    MAX_SIZE,
+    client_frame,
+    payload,
+    pin,
+    raise_fd_limit,
+    run,
+    say,
+    wait_for_driver,
+)
+
+LIBS = ("picows", "wsjet", "websockets", "aiohttp", "raw")
+DEFLATE_OFFER = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits"}
+
+Send = Callable[[bytes], Awaitable[Any]]
+Recv = Callable[[], Awaitable[Any]]
+
+
+# --- coroutine clients --------------------------------------------------------------------
+
+
+async def echo_loop(send: Send, recv: Recv, data: bytes, pipeline: int, seconds: float) -> int:
+    """Round trips for ``seconds``; returns the number of messages echoed."""
+    count = 0
+    end = time.perf_counter() + seconds
+    while True:
+        for _ in range(pipeline):
+            await send(data)
+        for _ in range(pipeline):
+            reply = await recv()
+        count += pipeline
+        if time.perf_counter() >= end:
+            break
+    if len(reply) != len(data):
+        raise RuntimeError(f"echo of {len(data)} bytes came back as {len(reply)}")
+    return count
+
+
+async def open_wsjet(url: str, deflate: bool) -> tuple[Send, Recv, Callable[[], Awaitable[Any]]]:
+    import wsjet
+
+    ws = await wsjet.connect(
+        url, compression="deflate" if deflate else None, ping_interval=None, max_size=MAX_SIZE
+    )
+    return ws.send, ws.recv, ws.close
+
+
+async def open_websockets(
+    url: str, deflate: bool
+) -> tuple[Send, Recv, Callable[[], Awaitable[Any]]]:
+    from websockets.asyncio.client import connect
+
+    ws = await connect(
+        url, compression="deflate" if deflate else None, ping_interval=None, max_size=MAX_SIZE
+    )
+    return ws.send, ws.recv, ws.close
+
+
+async def open_aiohttp(url: str, deflate: bool) -> tuple[Send, Recv, Callable[[], Awaitable[Any]]]:
+    import aiohttp
+
+    session = aiohttp.ClientSession()
+    ws = await session.ws_connect(
+        url, compress=15 if deflate else 0, max_msg_size=MAX_SIZE, autoping=True
+    )
+    if deflate and not ws.compress:
+        raise RuntimeError("the server did not accept permessage-deflate")
+
+    async def recv() -> bytes:
+        msg = await ws.receive()
+        if msg.type != aiohttp.WSMsgType.BINARY:
+            raise RuntimeError(f"unexpected {msg.type!r}")
+        return msg.data  # type: ignore[no-any-return]
+
+    async def close() -> None:
+        await ws.close()
+        await session.close()
+
+    return ws.send_bytes, recv, close
+
+
+OPENERS: dict[str, Any] = {
+    "wsjet": open_wsjet,
+    "websockets": open_websockets,
+    "aiohttp": open_aiohttp,
+}
+
+
+async def echo_coroutines(lib: str, url: str, args: argparse.Namespace) -> tuple[int, float]:
+    send, recv, close = await OPENERS[lib](url, args.compression == "deflate")
+    data = payload(args.size)
+    await echo_loop(send, recv, data, args.pipeline, args.warmup)
+    start = time.perf_counter()
+    count = await echo_loop(send, recv, data, args.pipeline, args.duration)
+    seconds = time.perf_counter() - start
+    await close()
+    return count, seconds
+
+
+# --- picows ---------------------------------------------------------------------------------
+
+
+def picows_listener_class() -> Any:
+    from picows import WSFrame, WSListener, WSMsgType, WSTransport
+
+    class EchoListener(WSListener):  # type: ignore[misc]
+        """Sends a batch, counts the echoes, sends the next batch until time is up."""
+
+        transport: WSTransport
+        done: asyncio.Future[None] | None = None
+
+        def __init__(self) -> None:
+            self.data = b""
+            self.pipeline = 1
+            self.pending = 0
+            self.count = 0
+            self.end = 0.0
+            self.last_size = -1
+
+        def on_ws_connected(self, transport: WSTransport) -> None:
+            self.transport = transport
+
+        def start(self, data: bytes, pipeline: int, seconds: float) -> asyncio.Future[None]:
+            self.data, self.pipeline, self.count = data, pipeline, 0
+            self.end = time.perf_counter() + seconds
+            self.done = asyncio.get_running_loop().create_future()
+            self.send_batch()
+            return self.done
+
+        def send_batch(self) -> None:
+            send, data = self.transport.send, self.data
+            for _ in range(self.pipeline):
+                send(WSMsgType.BINARY, data)
+            self.pending = self.pipeline
+
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            kind = frame.msg_type
+            if kind is WSMsgType.CLOSE or kind is WSMsgType.PING or kind is WSMsgType.PONG:
+                return
+            self.last_size = frame.payload_size
+            if not frame.fin:
+                return
+            self.pending -= 1
+            if self.pending:
+                return
+            self.count += self.pipeline
+            if time.perf_counter() < self.end:
+                self.send_batch()
+            elif self.done is not None and not self.done.done():
+                self.done.set_result(None)
+
+        def on_ws_disconnected(self, transport: WSTransport) -> None:
+            if self.done is not None and not self.done.done():
+                self.done.set_exception(ConnectionError("server disconnected"))
+
+    return EchoListener
+
+
+async def picows_connect(url: str, factory: Any, deflate_offer: bool = False) -> Any:
+    from picows import ws_connect
+
+    headers = DEFLATE_OFFER if deflate_offer else None
+    _, listener = await ws_connect(factory, url, max_frame_size=MAX_SIZE, extra_headers=headers)
+    return listener
+
+
+async def echo_picows(url: str, args: argparse.Namespace) -> tuple[int, float]:
+    if args.compression == "deflate":
+        raise SystemExit("picows has no permessage-deflate")
+    listener = await picows_connect(url, picows_listener_class())
+    data = payload(args.size)
+    await listener.start(data, args.pipeline, args.warmup)
+    start = time.perf_counter()
+    await listener.start(data, args.pipeline, args.duration)
+    seconds = time.perf_counter() - start
+    if listener.last_size != len(data):
+        raise RuntimeError(f"echo of {len(data)} bytes came back as {listener.last_size}")
+    listener.transport.send_close()
+    listener.transport.disconnect()
+    return listener.count, seconds
+
+
+async def connections_picows(url: str, args: argparse.Namespace) -> None:
+    """The ``connections`` conversation (see the module docstring)."""
+    listener_class = picows_listener_class()
+    deflate = args.compression == "deflate"
+    small = payload(32)
+
+    async def open_many(n: int) -> list[Any]:
+        gate = asyncio.Semaphore(args.concurrency)
+
+        async def one() -> Any:
+            async with gate:
+                return await picows_connect(url, listener_class, deflate)
+
+        return list(await asyncio.gather(*(one() for _ in range(n))))
+
+    async def use(listeners: list[Any]) -> None:
+        await asyncio.gather(*(listener.start(small, 1, 0.0) for listener in listeners))
+
+    async def close(listeners: list[Any]) -> None:
+        for listener in listeners:
+            listener.transport.send_close()
+            listener.transport.disconnect()
+        await asyncio.gather(*(listener.transport.wait_disconnected() for listener in listeners))
+
+    warm = await open_many(20)
+    await use(warm)
+    await close(warm)
+    await asyncio.sleep(0.3)
+    say(event="warm")
+    wait_for_driver()
+    start = time.perf_counter()
+    listeners = await open_many(args.count)
+    say(event="opened", count=args.count, seconds=time.perf_counter() - start)
+    wait_for_driver()
+    await use(listeners)
+    await asyncio.sleep(0.2)
+    say(event="used")
+    wait_for_driver()
+    await close(listeners)
+
+
+async def fanout_picows(url: str, args: argparse.Namespace) -> tuple[int, float]:
+    from picows import WSFrame, WSListener, WSMsgType, WSTransport
+
+    loop = asyncio.get_running_loop()
+    state: dict[str, Any] = {"received": 0, "done": None}
+
+    class Receiver(WSListener):  # type: ignore[misc]
+        def on_ws_connected(self, transport: WSTransport) -> None:
+            self.transport = transport
+
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            if frame.msg_type is WSMsgType.BINARY:
+                state["received"] += 1
+                if state["received"] == args.count:
+                    state["done"].set_result(None)
+
+    gate = asyncio.Semaphore(args.concurrency)
+
+    async def one() -> Any:
+        async with gate:
+            return await picows_connect(url, Receiver)
+
+    listeners = list(await asyncio.gather(*(one() for _ in range(args.count))))
+    await asyncio.sleep(0.5)  # let the server finish registering everyone
+    trigger = listeners[0].transport
+
+    async def broadcasts(seconds: float) -> int:
+        n = 0
+        end = time.perf_counter() + seconds
+        while True:
+            state["received"] = 0
+            state["done"] = loop.create_future()
+            trigger.send(WSMsgType.BINARY, b"go")
+            await state["done"]
+            n += 1
+            if time.perf_counter() >= end:
+                return n
+
+    await broadcasts(args.warmup)
+    start = time.perf_counter()
+    count = await broadcasts(args.duration)
+    seconds = time.perf_counter() - start
+    for listener in listeners:
+        listener.transport.disconnect()
+    return count, seconds
+
+
+# --- raw TCP --------------------------------------------------------------------------------
+
+
+class RawClient(asyncio.BufferedProtocol):
+    """Writes pre-built masked frames, counts the bytes echoed back."""
+
+    def __init__(self) -> None:
+        self.buffer = memoryview(bytearray(2**20))
+        self.transport: asyncio.Transport | None = None
+        self.frame = b""
+        self.pipeline = 1
+        self.expected = 0
+        self.received = 0
+        self.count = 0
+        self.end = 0.0
+        self.done: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def start(self, frame: bytes, pipeline: int, seconds: float) -> asyncio.Future[None]:
+        self.frame, self.pipeline, self.count = frame, pipeline, 0
+        self.expected = len(frame) * pipeline
+        self.end = time.perf_counter() + seconds
+        self.done = asyncio.get_running_loop().create_future()
+        self.send_batch()
+        return self.done
+
+    def send_batch(self) -> None:
+        assert self.transport is not None
+        write, frame = self.transport.write, self.frame
+        for _ in range(self.pipeline):
+            write(frame)
+        self.received = 0
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.received += nbytes
+        if self.received < self.expected:
+            return
+        self.count += self.pipeline
+        if time.perf_counter() < self.end:
+            self.send_batch()
+        elif self.done is not None and not self.done.done():
+            self.done.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.set_exception(ConnectionError("server disconnected"))
+
+
+async def echo_raw(url: str, args: argparse.Namespace) -> tuple[int, float]:
+    host, port = url.split("//", 1)[1].strip("/").rsplit(":", 1)
+    loop = asyncio.get_running_loop()
+    transport, client = await loop.create_connection(RawClient, host, int(port))
+    frame = client_frame(payload(args.size))
+    await client.start(frame, args.pipeline, args.warmup)
+    start = time.perf_counter()
+    await client.start(frame, args.pipeline, args.duration)
+    seconds = time.perf_counter() - start
+    transport.close()
+    return client.count, seconds
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    lib, workload, url = args.lib, args.workload, args.url
+    if workload == "echo":
+        if lib == "picows":
+            count, seconds = await echo_picows(url, args)
+        elif lib == "raw":
+            count, seconds = await echo_raw(url, args)
+        else:
+            count, seconds = await echo_coroutines(lib, url, args)
+        say(messages=count, seconds=seconds)
+    elif lib != "picows":
+        raise SystemExit(f"the {workload} workload uses the picows client")
+    elif workload == "connections":
+        await connections_picows(url, args)
+    else:
+        count, seconds = await fanout_picows(url, args)
+        say(broadcasts=count, seconds=seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("lib", choices=LIBS)
+    parser.add_argument("workload", choices=("echo", "connections", "fanout"))
+    parser.add_argument("url")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
+    parser.add_argument("--compression", choices=("off", "deflate"), default="off")
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--pipeline", type=int, default=1)
+    parser.add_argument("--duration", type=float, default=2.0)
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
+    args = parser.parse_args()
+    pin(args.cpu)
+    raise_fd_limit()
+    run(main_async(args), args.loop)
+
+
+if __name__ == "__main__":
+    main()
