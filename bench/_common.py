@@ -14,6 +14,7 @@ import resource
 import struct
 import sys
 from collections.abc import Coroutine
+from time import perf_counter
 from typing import Any
 
 #: Largest message any endpoint must accept (every library gets the same limit).
@@ -101,3 +102,38 @@ def say(**fields: Any) -> None:
 def wait_for_driver() -> str:
     """Block until the driver writes a line on stdin (it measures meanwhile)."""
     return sys.stdin.readline().strip()
+
+
+class Clock:
+    """Times a measurement and cuts it into slices, for a rate robust to noise.
+
+    Call :meth:`tick` with the running count after each batch; it returns
+    whether to go on. Each slice records ``(count, seconds)``; the driver
+    reports the median slice rate, which a burst of activity from another
+    process on the machine moves far less than the total.
+    """
+
+    __slots__ = ("_last_count", "_last_time", "end", "next", "slice", "slices", "start")
+
+    def __init__(self, seconds: float, slice_seconds: float = 0.25) -> None:
+        self.start = perf_counter()
+        self.end = self.start + seconds
+        self.slice = slice_seconds
+        self.next = self.start + slice_seconds
+        self.slices: list[tuple[int, float]] = []
+        self._last_count = 0
+        self._last_time = self.start
+
+    def tick(self, count: int) -> bool:
+        now = perf_counter()
+        if now < self.next:
+            return True
+        self.slices.append((count - self._last_count, now - self._last_time))
+        self._last_count, self._last_time = count, now
+        self.next = now + self.slice
+        return now < self.end
+
+    def result(self, count: int) -> dict[str, Any]:
+        """What the driver gets: total count and time, and the slices."""
+        seconds = self._last_time - self.start
+        return {"count": count, "seconds": seconds, "slices": self.slices}

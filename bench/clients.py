@@ -2,9 +2,10 @@
 
 Workloads:
 
-- ``echo``: send ``--pipeline`` messages of ``--size`` bytes, read as many
-  echoes back, repeat; for ``--warmup`` seconds unmeasured, then for
-  ``--duration`` seconds measured. Prints ``{"messages": n, "seconds": t}``.
+- ``echo``: for each of ``--workloads`` (``SIZExPIPELINE``), send PIPELINE
+  messages of SIZE bytes, read as many echoes back, repeat; for ``--warmup``
+  seconds unmeasured, then for ``--duration`` seconds measured. One line per
+  workload. Prints ``{"count": n, "seconds": t, "slices": [[n, t], ...]}``.
 - ``connections`` (picows only): a conversation with the driver, one JSON
   line per step, each step waiting for a line on stdin so the driver can read
   the server's memory in between: ``warm`` (20 connections opened, used once
@@ -13,7 +14,7 @@ Workloads:
   on each), then every connection closes.
 - ``fanout`` (picows only): ``--count`` connections; one message on the first
   makes the server send 100 bytes to all; once all got it, again. Prints
-  ``{"broadcasts": n, "seconds": t}``.
+  the number of broadcasts like ``echo`` prints messages.
 
 Libraries: ``picows`` (callback API), ``wsjet`` / ``websockets`` / ``aiohttp``
 (coroutine APIs), ``raw`` (pre-built masked frames over plain TCP, for the
@@ -34,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (
     MAX_SIZE,
+    Clock,
     client_frame,
     payload,
     pin,
@@ -53,17 +55,16 @@ Recv = Callable[[], Awaitable[Any]]
 # --- coroutine clients --------------------------------------------------------------------
 
 
-async def echo_loop(send: Send, recv: Recv, data: bytes, pipeline: int, seconds: float) -> int:
-    """Round trips for ``seconds``; returns the number of messages echoed."""
+async def echo_loop(send: Send, recv: Recv, data: bytes, pipeline: int, clock: Clock) -> int:
+    """Round trips until ``clock`` says stop; returns the number of messages echoed."""
     count = 0
-    end = time.perf_counter() + seconds
     while True:
         for _ in range(pipeline):
             await send(data)
         for _ in range(pipeline):
             reply = await recv()
         count += pipeline
-        if time.perf_counter() >= end:
+        if not clock.tick(count):
             break
     if len(reply) != len(data):
         raise RuntimeError(f"echo of {len(data)} bytes came back as {len(reply)}")
@@ -120,15 +121,15 @@ OPENERS: dict[str, Any] = {
 }
 
 
-async def echo_coroutines(lib: str, url: str, args: argparse.Namespace) -> tuple[int, float]:
+async def echo_coroutines(lib: str, url: str, args: argparse.Namespace) -> None:
     send, recv, close = await OPENERS[lib](url, args.compression == "deflate")
-    data = payload(args.size)
-    await echo_loop(send, recv, data, args.pipeline, args.warmup)
-    start = time.perf_counter()
-    count = await echo_loop(send, recv, data, args.pipeline, args.duration)
-    seconds = time.perf_counter() - start
+    for size, pipeline in args.workloads:
+        data = payload(size)
+        await echo_loop(send, recv, data, pipeline, Clock(args.warmup))
+        clock = Clock(args.duration, args.slice)
+        count = await echo_loop(send, recv, data, pipeline, clock)
+        say(size=size, pipeline=pipeline, **clock.result(count))
     await close()
-    return count, seconds
 
 
 # --- picows ---------------------------------------------------------------------------------
@@ -148,15 +149,14 @@ def picows_listener_class() -> Any:
             self.pipeline = 1
             self.pending = 0
             self.count = 0
-            self.end = 0.0
+            self.clock = Clock(0.0)
             self.last_size = -1
 
         def on_ws_connected(self, transport: WSTransport) -> None:
             self.transport = transport
 
-        def start(self, data: bytes, pipeline: int, seconds: float) -> asyncio.Future[None]:
-            self.data, self.pipeline, self.count = data, pipeline, 0
-            self.end = time.perf_counter() + seconds
+        def start(self, data: bytes, pipeline: int, clock: Clock) -> asyncio.Future[None]:
+            self.data, self.pipeline, self.count, self.clock = data, pipeline, 0, clock
             self.done = asyncio.get_running_loop().create_future()
             self.send_batch()
             return self.done
@@ -178,7 +178,7 @@ def picows_listener_class() -> Any:
             if self.pending:
                 return
             self.count += self.pipeline
-            if time.perf_counter() < self.end:
+            if self.clock.tick(self.count):
                 self.send_batch()
             elif self.done is not None and not self.done.done():
                 self.done.set_result(None)
@@ -190,6 +190,14 @@ def picows_listener_class() -> Any:
     return EchoListener
 
 
+def picows_close(transport: Any) -> None:
+    """Closing handshake started (1000), then TCP closes once the buffer is flushed."""
+    from picows import WSCloseCode
+
+    transport.send_close(WSCloseCode.OK)
+    transport.disconnect()
+
+
 async def picows_connect(url: str, factory: Any, deflate_offer: bool = False) -> Any:
     from picows import ws_connect
 
@@ -198,20 +206,19 @@ async def picows_connect(url: str, factory: Any, deflate_offer: bool = False) ->
     return listener
 
 
-async def echo_picows(url: str, args: argparse.Namespace) -> tuple[int, float]:
+async def echo_picows(url: str, args: argparse.Namespace) -> None:
     if args.compression == "deflate":
         raise SystemExit("picows has no permessage-deflate")
     listener = await picows_connect(url, picows_listener_class())
-    data = payload(args.size)
-    await listener.start(data, args.pipeline, args.warmup)
-    start = time.perf_counter()
-    await listener.start(data, args.pipeline, args.duration)
-    seconds = time.perf_counter() - start
-    if listener.last_size != len(data):
-        raise RuntimeError(f"echo of {len(data)} bytes came back as {listener.last_size}")
-    listener.transport.send_close()
-    listener.transport.disconnect()
-    return listener.count, seconds
+    for size, pipeline in args.workloads:
+        data = payload(size)
+        await listener.start(data, pipeline, Clock(args.warmup))
+        clock = Clock(args.duration, args.slice)
+        await listener.start(data, pipeline, clock)
+        if listener.last_size != len(data):
+            raise RuntimeError(f"echo of {len(data)} bytes came back as {listener.last_size}")
+        say(size=size, pipeline=pipeline, **clock.result(listener.count))
+    picows_close(listener.transport)
 
 
 async def connections_picows(url: str, args: argparse.Namespace) -> None:
@@ -230,12 +237,11 @@ async def connections_picows(url: str, args: argparse.Namespace) -> None:
         return list(await asyncio.gather(*(one() for _ in range(n))))
 
     async def use(listeners: list[Any]) -> None:
-        await asyncio.gather(*(listener.start(small, 1, 0.0) for listener in listeners))
+        await asyncio.gather(*(listener.start(small, 1, Clock(0.0)) for listener in listeners))
 
     async def close(listeners: list[Any]) -> None:
         for listener in listeners:
-            listener.transport.send_close()
-            listener.transport.disconnect()
+            picows_close(listener.transport)
         await asyncio.gather(*(listener.transport.wait_disconnected() for listener in listeners))
 
     warm = await open_many(20)
@@ -255,7 +261,7 @@ async def connections_picows(url: str, args: argparse.Namespace) -> None:
     await close(listeners)
 
 
-async def fanout_picows(url: str, args: argparse.Namespace) -> tuple[int, float]:
+async def fanout_picows(url: str, args: argparse.Namespace) -> dict[str, Any]:
     from picows import WSFrame, WSListener, WSMsgType, WSTransport
 
     loop = asyncio.get_running_loop()
@@ -281,25 +287,23 @@ async def fanout_picows(url: str, args: argparse.Namespace) -> tuple[int, float]
     await asyncio.sleep(0.5)  # let the server finish registering everyone
     trigger = listeners[0].transport
 
-    async def broadcasts(seconds: float) -> int:
+    async def broadcasts(clock: Clock) -> int:
         n = 0
-        end = time.perf_counter() + seconds
         while True:
             state["received"] = 0
             state["done"] = loop.create_future()
             trigger.send(WSMsgType.BINARY, b"go")
             await state["done"]
             n += 1
-            if time.perf_counter() >= end:
+            if not clock.tick(n):
                 return n
 
-    await broadcasts(args.warmup)
-    start = time.perf_counter()
-    count = await broadcasts(args.duration)
-    seconds = time.perf_counter() - start
+    await broadcasts(Clock(args.warmup))
+    clock = Clock(args.duration, args.slice)
+    count = await broadcasts(clock)
     for listener in listeners:
-        listener.transport.disconnect()
-    return count, seconds
+        picows_close(listener.transport)
+    return clock.result(count)
 
 
 # --- raw TCP --------------------------------------------------------------------------------
@@ -316,17 +320,15 @@ class RawClient(asyncio.BufferedProtocol):
         self.expected = 0
         self.received = 0
         self.count = 0
-        self.end = 0.0
+        self.clock = Clock(0.0)
         self.done: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]
 
-    def start(self, frame: bytes, pipeline: int, seconds: float) -> asyncio.Future[None]:
-        self.frame, self.pipeline, self.count = frame, pipeline, 0
+    def start(self, frame: bytes, pipeline: int, clock: Clock) -> asyncio.Future[None]:
+        self.frame, self.pipeline, self.count, self.clock = frame, pipeline, 0, clock
         self.expected = len(frame) * pipeline
-        self.end = time.perf_counter() + seconds
         self.done = asyncio.get_running_loop().create_future()
         self.send_batch()
         return self.done
@@ -346,7 +348,7 @@ class RawClient(asyncio.BufferedProtocol):
         if self.received < self.expected:
             return
         self.count += self.pipeline
-        if time.perf_counter() < self.end:
+        if self.clock.tick(self.count):
             self.send_batch()
         elif self.done is not None and not self.done.done():
             self.done.set_result(None)
@@ -356,17 +358,17 @@ class RawClient(asyncio.BufferedProtocol):
             self.done.set_exception(ConnectionError("server disconnected"))
 
 
-async def echo_raw(url: str, args: argparse.Namespace) -> tuple[int, float]:
+async def echo_raw(url: str, args: argparse.Namespace) -> None:
     host, port = url.split("//", 1)[1].strip("/").rsplit(":", 1)
     loop = asyncio.get_running_loop()
     transport, client = await loop.create_connection(RawClient, host, int(port))
-    frame = client_frame(payload(args.size))
-    await client.start(frame, args.pipeline, args.warmup)
-    start = time.perf_counter()
-    await client.start(frame, args.pipeline, args.duration)
-    seconds = time.perf_counter() - start
+    for size, pipeline in args.workloads:
+        frame = client_frame(payload(size))
+        await client.start(frame, pipeline, Clock(args.warmup))
+        clock = Clock(args.duration, args.slice)
+        await client.start(frame, pipeline, clock)
+        say(size=size, pipeline=pipeline, **clock.result(client.count))
     transport.close()
-    return client.count, seconds
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -376,19 +378,26 @@ async def main_async(args: argparse.Namespace) -> None:
     lib, workload, url = args.lib, args.workload, args.url
     if workload == "echo":
         if lib == "picows":
-            count, seconds = await echo_picows(url, args)
+            await echo_picows(url, args)
         elif lib == "raw":
-            count, seconds = await echo_raw(url, args)
+            await echo_raw(url, args)
         else:
-            count, seconds = await echo_coroutines(lib, url, args)
-        say(messages=count, seconds=seconds)
+            await echo_coroutines(lib, url, args)
     elif lib != "picows":
         raise SystemExit(f"the {workload} workload uses the picows client")
     elif workload == "connections":
         await connections_picows(url, args)
     else:
-        count, seconds = await fanout_picows(url, args)
-        say(broadcasts=count, seconds=seconds)
+        say(**await fanout_picows(url, args))
+
+
+def workload_list(text: str) -> list[tuple[int, int]]:
+    """``"32x1,1024x100"`` -> ``[(32, 1), (1024, 100)]``."""
+    pairs = []
+    for item in text.split(","):
+        size, _, pipeline = item.partition("x")
+        pairs.append((int(size), int(pipeline or 1)))
+    return pairs
 
 
 def main() -> None:
@@ -398,10 +407,15 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     parser.add_argument("--compression", choices=("off", "deflate"), default="off")
-    parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--pipeline", type=int, default=1)
+    parser.add_argument(
+        "--workloads",
+        type=workload_list,
+        default=[(32, 1)],
+        help="echo workloads as SIZExPIPELINE, comma-separated (default 32x1)",
+    )
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--slice", type=float, default=0.25, help="seconds per rate sample")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")

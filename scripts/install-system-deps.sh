@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the browser and Node interop tests need beyond the Python packages:
 #   - Debian's chromium (driven headless by Playwright's Python package, see
-#     tests/browser/), plus fonts so the page renders legibly in screenshots;
+#     tests/browser/), plus fonts so the page (emoji included) renders in screenshots;
 #   - Node's `ws`, pinned by tests/node/package-lock.json (`npm ci`).
 # Idempotent: what is already there is not installed again.
 # With CI=true any failure is fatal; elsewhere it is reported and the script goes on
@@ -21,7 +21,7 @@ fail() {
 }
 
 # --- Debian packages ------------------------------------------------------------------
-APT_PACKAGES=(chromium fonts-dejavu-core)
+APT_PACKAGES=(chromium fonts-dejavu-core fonts-noto-color-emoji)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -55,6 +56,11 @@ async def start() -> AsyncIterator[Callable[..., Coroutine[Any, Any, Running]]]:
         await socket.close()
 
 
+async def roundtrip(ws: ClientConnection) -> None:
+    """A ping and its pong: the server has processed everything sent before."""
+    await (await ws.ping())
+
+
 async def closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
     await ws.wait_closed()
     return ws.close_code, ws.close_reason
@@ -74,7 +80,7 @@ async def test_client_attributes(start: Any) -> None:
     running = await start(on_connection, subprotocols=["chat"])
     async with running.connect(subprotocols=["chat"], additional_headers={"X-Test": "1"}) as ws:
         await ws.send("sync")  # the message is dropped: no message callback
-        await ws.ping()
+        await roundtrip(ws)
         client = seen[0]
         host, port = ws.local_address[:2]
         assert (client.addr, client.port) == (host, port)
@@ -100,14 +106,14 @@ async def test_clients_excludes_the_new_client_during_its_callback(start: Any) -
 
     running = await start(on_connection)
     async with running.connect() as first, running.connect() as second:
-        await first.ping()
+        await roundtrip(first)
         key1 = first.local_address[:2]
         key2 = second.local_address[:2]
         await asyncio.sleep(UNIT)
         assert during == [set(), {key1}]
         assert set(running.socket.clients) == {key1}  # the second callback hasn't returned
         release.set()
-        await second.ping()
+        await roundtrip(second)
         await asyncio.sleep(UNIT)
         assert set(running.socket.clients) == {key1, key2}
 
@@ -125,7 +131,7 @@ async def test_disconnection_callback(start: Any) -> None:
         left.append((client, client in running.socket.clients.values(), client.close_code))
 
     async with running.connect() as ws:
-        await ws.ping()
+        await roundtrip(ws)
         (client,) = running.socket.clients.values()
         await ws.close(4001, "bye")
     await asyncio.sleep(UNIT)
@@ -230,7 +236,7 @@ async def test_a_stuck_callback_pauses_reading(start: Any) -> None:
         assert len(received) == 1
         release.set()
         await ws.send(b"last")
-        await ws.ping()
+        await roundtrip(ws)
         while len(received) < 51:
             await asyncio.sleep(UNIT / 5)
         assert received[:50] == [bytes([i]) * 4096 for i in range(50)]
@@ -334,7 +340,7 @@ async def test_closed_callback_after_tcp_drop(start: Any) -> None:
 
     running = await start(on_connection)
     async with running.connect() as ws:
-        await ws.ping()
+        await roundtrip(ws)
         ws.transport.abort()
     await asyncio.sleep(UNIT)
     assert closed == [(1006, "")]
@@ -443,7 +449,7 @@ async def test_protocol_error_reaches_the_error_callback(start: Any) -> None:
 
     running = await start(on_connection)
     async with running.connect() as ws:
-        await ws.ping()
+        await roundtrip(ws)
         ws.transport.write(b"\x81\x00")  # an unmasked frame from a client: §5.1
         with pytest.raises(WsConnectionClosed):
             await ws.recv()
@@ -486,7 +492,7 @@ async def test_disconnection_and_closed_callback_failures_are_logged(
 
     with caplog.at_level(logging.ERROR, logger="wsjet.server"):
         async with running.connect() as ws:
-            await ws.ping()
+            await roundtrip(ws)
         await asyncio.sleep(UNIT)
     messages = [r.getMessage() for r in caplog.records if r.name == "wsjet.server"]
     assert messages == ["closed callback failed", "disconnection callback failed"]
@@ -504,7 +510,7 @@ async def test_leaving_closes_clients_with_1001() -> None:
         assert "listening" in repr(socket)
         port = server.sockets[0].getsockname()[1]
         ws = await ws_connect(f"ws://127.0.0.1:{port}/")
-        await ws.ping()
+        await roundtrip(ws)
         with pytest.raises(RuntimeError):
             await socket.start()
     assert await closed_with(ws) == (1001, "")
@@ -553,3 +559,101 @@ def test_seed_module_paths() -> None:
     assert wsjet.Client.__module__ == "wsjet.client"
     assert issubclass(wsjet.stream.reader.WebSocketReader, wsjet.stream.buffer.Buffer)
     assert wsjet.WebSocketWriter is wsjet.stream.writer.WebSocketWriter
+
+
+async def test_closing_while_reading_is_paused(start: Any) -> None:
+    closed: list[int | None] = []
+
+    async def on_connection(client: Client) -> None:
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            await reader.readexactly(10)
+            while not client._flow.paused:  # the rest piles up: reading pauses
+                await asyncio.sleep(UNIT / 10)
+            await client.writer.close(1009, "too big for me")
+            closed.append(client.close_code)
+            with pytest.raises(wsjet.ConnectionClosed):
+                await reader.read()  # the message was cut short
+
+    # The close must not wait for close_timeout: the peer's close frame gets in.
+    running = await start(on_connection, read_limit=2**16, max_size=None, close_timeout=60)
+    async with running.connect() as ws:
+        # The close may come back before the whole message is written.
+        with contextlib.suppress(WsConnectionClosed):
+            await ws.send(b"x" * 2**24)
+        assert await closed_with(ws) == (1009, "too big for me")
+    await asyncio.sleep(UNIT)
+    assert closed == [1009]  # the peer's close frame came back: a clean close
+
+
+async def test_shutdown_cancels_a_stuck_callback(
+    start: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import wsjet.server
+
+    monkeypatch.setattr(wsjet.server, "SHUTDOWN_GRACE", 0)
+    cleaned: list[str] = []
+
+    async def on_connection(client: Client) -> None:
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                cleaned.append(str(await reader.get()))
+
+    running: Running = await start(on_connection, close_timeout=UNIT)
+    async with running.connect() as ws:
+        await ws.send("stuck")
+        await ws.send("never delivered")
+        await roundtrip(ws)
+        await running.socket.close()
+    assert cleaned == ["stuck"]
+
+
+async def test_resumed_coroutine_is_driven_like_a_task() -> None:
+    from wsjet.callbacks_client import _Resumed
+
+    steps: list[str] = []
+
+    async def callback() -> str:
+        try:
+            await asyncio.sleep(0)
+            steps.append("resumed")
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            steps.append("cancelled")
+            raise
+        return "unreachable"
+
+    coro = callback()
+    first = coro.send(None)  # started eagerly, as the sink does
+    task = asyncio.get_running_loop().create_task(_Resumed(coro, first))
+    assert "callback" in repr(task)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert steps == ["resumed", "cancelled"]
+
+    async def returns() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    coro2 = returns()
+    resumed = _Resumed(coro2, coro2.send(None))
+    assert not resumed.cr_running and resumed.cr_code is not None
+    assert await resumed == 42
+    assert resumed.cr_frame is None
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("inside")
+
+    coro3 = fails()
+    with pytest.raises(ValueError):
+        await _Resumed(coro3, coro3.send(None))
+    coro4 = returns()
+    closing = _Resumed(coro4, coro4.send(None))
+    closing.close()

@@ -59,10 +59,24 @@ _EXPORTS = {
     "PayloadTooBig": "wsjet.exceptions",
     "ProtocolError": "wsjet.exceptions",
     "WebSocketError": "wsjet.exceptions",
+    "basic_auth": "wsjet.auth",
+    "route": "wsjet.routing",
+    "Router": "wsjet.routing",
+    "chain_process_request": "wsjet.routing",
+    "reconnecting": "wsjet.reconnect",
+    "ReconnectingClient": "wsjet.reconnect",
+    "Backoff": "wsjet.reconnect",
+    "BufferFull": "wsjet.reconnect",
+    "InvalidRedirect": "wsjet.client",
+    "TooManyRedirects": "wsjet.client",
+    "ProxyError": "wsjet.proxy",
+    "InvalidProxy": "wsjet.proxy",
 }
 
 __all__ = [
+    "Backoff",
     "Buffer",
+    "BufferFull",
     "Client",
     "Close",
     "CloseCode",
@@ -77,6 +91,8 @@ __all__ = [
     "InvalidMessage",
     "InvalidOrigin",
     "InvalidPayloadData",
+    "InvalidProxy",
+    "InvalidRedirect",
     "InvalidState",
     "InvalidStatus",
     "InvalidURI",
@@ -86,10 +102,14 @@ __all__ = [
     "Opcode",
     "PayloadTooBig",
     "ProtocolError",
+    "ProxyError",
+    "ReconnectingClient",
     "Request",
     "Response",
+    "Router",
     "Server",
     "State",
+    "TooManyRedirects",
     "WebSocketClientProtocol",
     "WebSocketCommonProtocol",
     "WebSocketError",
@@ -98,7 +118,11 @@ __all__ = [
     "WebSocketServerProtocol",
     "WebSocketWriter",
     "__version__",
+    "basic_auth",
+    "chain_process_request",
     "connect",
+    "reconnecting",
+    "route",
     "serve",
     "speedups_enabled",
     "unix_connect",
@@ -106,7 +130,15 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .client import Client, WebSocketClientProtocol, connect, unix_connect
+    from .auth import basic_auth
+    from .client import (
+        Client,
+        InvalidRedirect,
+        TooManyRedirects,
+        WebSocketClientProtocol,
+        connect,
+        unix_connect,
+    )
     from .core.connection import State
     from .core.deflate import DeflateOptions
     from .core.frames import Close, CloseCode, Opcode
@@ -133,6 +165,9 @@ if TYPE_CHECKING:
         WebSocketError,
     )
     from .protocol import WebSocketCommonProtocol
+    from .proxy import InvalidProxy, ProxyError
+    from .reconnect import Backoff, BufferFull, ReconnectingClient, reconnecting
+    from .routing import Router, chain_process_request, route
     from .server import Server, WebSocketServer, WebSocketServerProtocol, serve, unix_serve
     from .stream.buffer import Buffer
     from .stream.reader import WebSocketReader

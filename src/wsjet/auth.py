@@ -149,7 +149,9 @@ def basic_auth(
         response.headers.add("WWW-Authenticate", challenge)
         return response
 
-    async def process_request(connection: WebSocketServerProtocol, request: Request) -> Response | None:
+    async def process_request(
+        connection: WebSocketServerProtocol, request: Request
+    ) -> Response | None:
         values = request.headers.get_all("Authorization")
         if len(values) != 1:
             return unauthorized()
@@ -165,7 +167,7 @@ def basic_auth(
             return unauthorized()
         # WebSocketServerProtocol.username; set dynamically so that any
         # connection class (or a test double) works.
-        setattr(connection, "username", username)  # noqa: B010
+        connection.username = username
         return None
 
     return process_request

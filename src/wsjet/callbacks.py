@@ -264,6 +264,10 @@ class _CallbackServerProtocol(WebSocketServerProtocol):
         """Run the client's pong callback."""
         self.client._pong_received(data)
 
+    def on_closing(self) -> None:
+        """Let the peer's close frame in, even if a callback stopped reading."""
+        self.client._closing()
+
     def on_close_frame(self, close: Close) -> None:
         """The client leaves the server's clients."""
         self.client._close_frame_received(close)

@@ -147,7 +147,10 @@ class Client:
         self._current: WebSocketReader | None = None
         self._task: asyncio.Task[Any] | None = None
         self._tasks: dict[asyncio.Task[Any], str] = {}
+        # _failed: a callback failed, queued messages are dropped too;
+        # _dropping: new messages are dropped (failed, or closing).
         self._failed = False
+        self._dropping = False
         #: Called when the client leaves (close frame or connection lost).
         self._leave: Callable[[Client], None] | None = None
 
@@ -245,7 +248,8 @@ class Client:
                     reader.feed_eof()
                     self._receiving = None
             return
-        if not self._busy and (self._on_message is None or self._failed):
+        callback = self._on_message
+        if self._dropping or (not self._busy and callback is None):
             return  # nobody will read it: drop it without buffering
         if event.fin:
             reader = WebSocketReader._whole(data, self._flow)
@@ -259,8 +263,13 @@ class Client:
             flow.queued += 1
             if flow.max_queue is not None and flow.queued >= flow.max_queue:
                 flow.update()
-        else:
-            self._deliver(reader)
+            return
+        # Nothing queued, no callback running: run this one right away. Its
+        # synchronous part cannot queue anything (no data arrives meanwhile).
+        self._busy = True
+        assert callback is not None
+        if self._run_message(callback, reader):
+            self._busy = False
 
     def _start(self) -> None:
         """Start delivering messages: the connection callback returned."""
@@ -364,7 +373,7 @@ class Client:
         protocol.logger.error("%s callback failed", what, exc_info=exc)
         if what == "error":
             return  # an error callback's own failure is not reported to it
-        self._failed = True
+        self._failed = self._dropping = True
         while self._queue:
             self._dequeue().discard()
         connection = protocol.connection
@@ -389,6 +398,19 @@ class Client:
     def _pong_received(self, data: bytes) -> None:
         if self._on_pong is not None:
             self._spawn(self._on_pong, data, "pong")
+
+    def _closing(self) -> None:
+        """The closing handshake started: let the peer's close frame in.
+
+        Messages complete already still reach the message callback; one still
+        arriving is cut short (its reader raises ConnectionClosed once its
+        buffered data is read); new ones are dropped.
+        """
+        self._dropping = True
+        reader, self._receiving = self._receiving, None
+        if reader is not None:
+            reader.set_exception(self._protocol._closed_error())
+        self._flow.release()
 
     def _close_frame_received(self, close: Close) -> None:
         if self._leave is not None:
@@ -416,9 +438,14 @@ class Client:
                 await asyncio.wait(pending)
         except asyncio.CancelledError:
             # The server gave up waiting (shutdown): stop the callbacks too.
-            for task in [self._task, *self._tasks]:
-                if task is not None:
-                    task.cancel()
+            self._failed = self._dropping = True
+            tasks = [task for task in (self._task, *self._tasks) if task is not None]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                # Let them clean up, but a callback ignoring the cancellation
+                # must not hold the shutdown forever.
+                await asyncio.wait(tasks, timeout=protocol.close_timeout)
             raise
         connection = protocol.connection
         if connection is not None and connection.failure is not None and self._on_error:

@@ -369,15 +369,19 @@ async def connect_command(args: argparse.Namespace, out: TextIO) -> int:
 # --- main -------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``wsjet`` command."""
-    parser = argparse.ArgumentParser(prog="wsjet", description="wsjet WebSocket tools")
+def _add_loop_option(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument(
         "--loop",
         choices=("auto", "uvloop", "asyncio"),
-        default="auto",
+        default=default,
         help="event loop: uvloop when installed (auto, the default), or asyncio's",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``wsjet`` command."""
+    parser = argparse.ArgumentParser(prog="wsjet", description="wsjet WebSocket tools")
+    _add_loop_option(parser, "auto")
     parser.add_argument("--version", action="version", version=f"wsjet {wsjet.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -397,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--keyfile", help="private key of --certfile, if not in the same file")
     serve.add_argument("--unix", metavar="PATH", help="listen on a Unix socket instead of TCP")
+    _add_loop_option(serve, argparse.SUPPRESS)
 
     connect = commands.add_parser(
         "connect",
@@ -429,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest message accepted, in bytes (default 16 MiB)",
     )
     connect.add_argument("-v", "--verbose", action="store_true", help="log connection events")
+    _add_loop_option(connect, argparse.SUPPRESS)
     return parser
 
 

@@ -459,6 +459,13 @@ class WebSocketCommonProtocol(asyncio.Protocol):
     def on_close_frame(self, close: Close) -> None:
         """A close frame arrived. Overridable hook."""
 
+    def on_closing(self) -> None:
+        """The closing handshake started: a close frame was sent, or the connection failed.
+
+        Overridable hook, called once. A sink that paused reading must let the
+        peer's close frame in now, or the close waits for ``close_timeout``.
+        """
+
     def _receive_pong(self, data: bytes) -> None:
         self.on_pong(data)
         if data not in self._pings:
@@ -492,6 +499,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             transport.close()  # flushes the buffer, then closes the socket
         if connection.close_expected() and self._close_timer is None and not self._lost:
             self._close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
+            self.on_closing()
 
     _logged_failure = False
 

@@ -97,6 +97,8 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         self._process_response_hook = process_response
         self.open_timeout = open_timeout
         self.request: Request | None = None
+        #: The user name :func:`~wsjet.auth.basic_auth` authenticated, if any.
+        self.username: str | None = None
         self.response: Response | None = None
         self._reader = RequestReader(http_limits or HTTPLimits())
         self._open_timer: asyncio.TimerHandle | None = None
@@ -448,6 +450,12 @@ class serve:
         self.create_protocol = create_protocol or WebSocketServerProtocol
         self.options = {k: v for k, v in kwargs.items() if k in _PROTOCOL_OPTIONS}
         self.server_options = {k: v for k, v in kwargs.items() if k not in _PROTOCOL_OPTIONS}
+        # A router (wsjet.route) carries its own 404 hook: install it unless one was given.
+        router_hook = getattr(handler, "process_request", None)
+        if router_hook is not None and "process_request" not in self.options:
+            self.options["process_request"] = router_hook
+        if "origins" in self.options:  # a mistake shows here, not at the first connection
+            self.options["origins"] = _check_origins(self.options["origins"])
         self.ws_server = Server(close_timeout=self.options.get("close_timeout", 10))
         self._unix_path: str | None = None
 

@@ -94,8 +94,11 @@ class Client:
             # Our own backstop fired: the library hung although kosoku gives up
             # on every case long before. Treat as a bug.
             self.unexpected += 1
-            print(f"{UNEXPECTED_MARKER} {what}: no progress for {self.case_timeout}s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{UNEXPECTED_MARKER} {what}: no progress for {self.case_timeout}s",
+                file=sys.stderr,
+                flush=True,
+            )
             return None
         except self.expected as exc:
             self.outcomes[type(exc).__name__] += 1
@@ -103,8 +106,11 @@ class Client:
             return None
         except Exception as exc:
             self.unexpected += 1
-            print(f"{UNEXPECTED_MARKER} {what}: {type(exc).__name__}: {exc}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{UNEXPECTED_MARKER} {what}: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
             traceback.print_exc(file=sys.stderr)
             return None
         self.outcomes["clean"] += 1

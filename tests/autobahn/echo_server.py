@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import traceback
 
@@ -97,7 +98,9 @@ async def serve_wsjet_callback(port: int, max_size: int | None, compression: str
     from wsjet.exceptions import WebSocketError
     from wsjet.server import WebSocketServer
 
-    server = WebSocketServer("127.0.0.1", port, max_size=max_size, compression=compression)
+    server = WebSocketServer(
+        "127.0.0.1", port, max_size=max_size, compression=compression, ping_interval=None
+    )
 
     @server.connection
     async def on_connection(client) -> None:  # type: ignore[no-untyped-def]
@@ -138,10 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         coro = serve_wsjet_callback(args.port, args.max_size, compression)
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(coro)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

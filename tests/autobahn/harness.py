@@ -40,6 +40,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -49,7 +50,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -86,6 +87,19 @@ def parse_globs(value: str | None) -> list[str]:
     if not value:
         return []
     return [g.strip() for g in value.split(",") if g.strip()]
+
+
+def globs_for_mode(globs: Sequence[str], mode: str) -> list[str]:
+    """Keep the globs that apply to ``mode``: plain ones, and ``server:``/``client:``
+    prefixed ones of that mode (``client:13.2.*`` only excludes 13.2.* in client mode)."""
+    kept = []
+    for glob in globs:
+        prefix, sep, rest = glob.partition(":")
+        if not sep:
+            kept.append(glob)
+        elif prefix.strip() == mode:
+            kept.append(rest.strip())
+    return kept
 
 
 def targets(impl: str) -> list[tuple[str, str]]:
@@ -244,15 +258,31 @@ def _read_results(path: Path, runner: _Child) -> dict[str, Any]:
 
 
 def _run_server_mode(
-    impl: str, face: str, include: Sequence[str], exclude: Sequence[str], parallelism: int,
-    compression: bool, timeout: float, logs: Path, results_json: Path, html_dir: Path | None,
+    impl: str,
+    face: str,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    parallelism: int,
+    compression: bool,
+    timeout: float,
+    logs: Path,
+    results_json: Path,
+    html_dir: Path | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     deadline = time.monotonic() + timeout
     with _children() as children:
         for attempt in range(3):
             port = free_port()
-            argv = [PYTHON, str(HERE / "echo_server.py"), "--impl", impl, "--face", face,
-                    "--port", str(port)]
+            argv = [
+                PYTHON,
+                str(HERE / "echo_server.py"),
+                "--impl",
+                impl,
+                "--face",
+                face,
+                "--port",
+                str(port),
+            ]
             if not compression:
                 argv.append("--no-compression")
             server = _Child("echo server", argv, logs / "peer.log")
@@ -264,9 +294,18 @@ def _run_server_mode(
                 continue  # lost the free-port race; try another port
             raise server.failure(f"did not print READY within 30s ({server.describe_exit()})")
 
-        argv = [PYTHON, str(HERE / "kosoku_runner.py"), "fuzzingclient",
-                "--url", f"ws://127.0.0.1:{port}", "--parallelism", str(parallelism),
-                "--out", str(results_json), *_selection_args(include, exclude)]
+        argv = [
+            PYTHON,
+            str(HERE / "kosoku_runner.py"),
+            "fuzzingclient",
+            "--url",
+            f"ws://127.0.0.1:{port}",
+            "--parallelism",
+            str(parallelism),
+            "--out",
+            str(results_json),
+            *_selection_args(include, exclude),
+        ]
         if html_dir:
             argv += ["--report-dir", str(html_dir)]
         runner = _Child("kosoku fuzzingclient", argv, logs / "kosoku.log")
@@ -284,15 +323,29 @@ def _run_server_mode(
 
 
 def _run_client_mode(
-    impl: str, face: str, include: Sequence[str], exclude: Sequence[str], parallelism: int,
-    compression: bool, timeout: float, logs: Path, results_json: Path, html_dir: Path | None,
+    impl: str,
+    face: str,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    parallelism: int,
+    compression: bool,
+    timeout: float,
+    logs: Path,
+    results_json: Path,
+    html_dir: Path | None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     if face != "coroutine":
         raise HarnessError(f"client mode has no {face!r} face")
     deadline = time.monotonic() + timeout
     with _children() as children:
-        argv = [PYTHON, str(HERE / "kosoku_runner.py"), "fuzzingserver",
-                "--out", str(results_json), *_selection_args(include, exclude)]
+        argv = [
+            PYTHON,
+            str(HERE / "kosoku_runner.py"),
+            "fuzzingserver",
+            "--out",
+            str(results_json),
+            *_selection_args(include, exclude),
+        ]
         if html_dir:
             argv += ["--report-dir", str(html_dir)]
         runner = _Child("kosoku fuzzingserver", argv, logs / "kosoku.log")
@@ -306,8 +359,16 @@ def _run_client_mode(
         port = int(line.split()[1])
 
         agent = f"{impl}-{face}"
-        argv = [PYTHON, str(HERE / "echo_client.py"), "--impl", impl,
-                "--url", f"http://127.0.0.1:{port}", "--agent", agent]
+        argv = [
+            PYTHON,
+            str(HERE / "echo_client.py"),
+            "--impl",
+            impl,
+            "--url",
+            f"http://127.0.0.1:{port}",
+            "--agent",
+            agent,
+        ]
         if not compression:
             argv.append("--no-compression")
         client = _Child("echo client", argv, logs / "peer.log")
@@ -319,8 +380,9 @@ def _run_client_mode(
         runner.wait(min(max(deadline - time.monotonic(), 1.0), 60.0))
         data = _read_results(results_json, runner)
         client.out.join()
-        summary_lines = {ln.split(" ", 1)[0]: ln.split(" ", 1)[1] for ln in client.out.lines
-                         if " " in ln}
+        summary_lines = {
+            ln.split(" ", 1)[0]: ln.split(" ", 1)[1] for ln in client.out.lines if " " in ln
+        }
     peer = {
         "exit": client.describe_exit(),
         "unexpected_exceptions": _count_unexpected(client.log_path),
@@ -328,6 +390,11 @@ def _run_client_mode(
         "log": _rel(client.log_path),
     }
     return data, peer
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _rel(path: Path) -> str:
@@ -349,8 +416,10 @@ def _failure_message_ids(message: str | None) -> set[str]:
 
 def case_passes(case: dict[str, Any]) -> bool:
     """kosoku's verdict, re-derived: behavior and behavior_close both acceptable."""
-    return (case["behavior"] in ACCEPTABLE_BEHAVIOR
-            and case["behavior_close"] in ACCEPTABLE_BEHAVIOR_CLOSE)
+    return (
+        case["behavior"] in ACCEPTABLE_BEHAVIOR
+        and case["behavior_close"] in ACCEPTABLE_BEHAVIOR_CLOSE
+    )
 
 
 def summarise(data: dict[str, Any] | None, **meta: Any) -> dict[str, Any]:
@@ -359,18 +428,22 @@ def summarise(data: dict[str, Any] | None, **meta: Any) -> dict[str, Any]:
     behavior = Counter(r["behavior"] for r in results)
     behavior_close = Counter(r["behavior_close"] for r in results)
     summary: dict[str, Any] = dict(meta)
-    summary.update({
-        "cases_run": len(results),
-        "behavior": {k: behavior.get(k, 0) for k in BEHAVIORS}
-        | {k: v for k, v in behavior.items() if k not in BEHAVIORS},
-        "behavior_close": {k: behavior_close.get(k, 0) for k in BEHAVIOR_CLOSES}
-        | {k: v for k, v in behavior_close.items() if k not in BEHAVIOR_CLOSES},
-        "passed": sum(1 for r in results if case_passes(r)),
-        "kosoku_elapsed_seconds": round((data or {}).get("elapsed", 0.0), 2),
-        "kosoku_failure_message": (data or {}).get("failure_message"),
-        "slowest_cases_ms": {r["case_id"]: r["duration_ms"] for r in
-                             sorted(results, key=lambda r: -r["duration_ms"])[:10]},
-    })
+    summary.update(
+        {
+            "cases_run": len(results),
+            "behavior": {k: behavior.get(k, 0) for k in BEHAVIORS}
+            | {k: v for k, v in behavior.items() if k not in BEHAVIORS},
+            "behavior_close": {k: behavior_close.get(k, 0) for k in BEHAVIOR_CLOSES}
+            | {k: v for k, v in behavior_close.items() if k not in BEHAVIOR_CLOSES},
+            "passed": sum(1 for r in results if case_passes(r)),
+            "kosoku_elapsed_seconds": round((data or {}).get("elapsed", 0.0), 2),
+            "kosoku_failure_message": (data or {}).get("failure_message"),
+            "slowest_cases_ms": {
+                r["case_id"]: r["duration_ms"]
+                for r in sorted(results, key=lambda r: -r["duration_ms"])[:10]
+            },
+        }
+    )
     # Harness self-checks: our verdict must agree with kosoku's flag and its FailureError.
     mismatches = [r["case_id"] for r in results if case_passes(r) != r["passed"]]
     listed = _failure_message_ids(summary["kosoku_failure_message"])
@@ -380,9 +453,20 @@ def summarise(data: dict[str, Any] | None, **meta: Any) -> dict[str, Any]:
     summary["verdict_mismatches"] = sorted(set(mismatches))
     summary["not_passed"] = [r for r in results if not case_passes(r) or not r["passed"]]
     summary["non_ok"] = [
-        {k: r[k] for k in ("case_id", "behavior", "behavior_close", "remote_close_code",
-                           "remote_close_reason", "result", "result_close")}
-        for r in results if r["behavior"] != "OK" or r["behavior_close"] != "OK"
+        {
+            k: r[k]
+            for k in (
+                "case_id",
+                "behavior",
+                "behavior_close",
+                "remote_close_code",
+                "remote_close_reason",
+                "result",
+                "result_close",
+            )
+        }
+        for r in results
+        if r["behavior"] != "OK" or r["behavior_close"] != "OK"
     ]
     return summary
 
@@ -393,17 +477,19 @@ def violations(summary: dict[str, Any]) -> list[str]:
     if summary.get("harness_error"):
         return [f"the run did not complete: {summary['harness_error']}"]
     if summary["cases_run"] == 0:
-        problems.append(f"no case ran (include={summary['include']}, "
-                        f"exclude={summary['exclude']})")
+        problems.append(f"no case ran (include={summary['include']}, exclude={summary['exclude']})")
     for case in summary["not_passed"]:
         problems.append(describe_case(case))
     if summary["verdict_mismatches"]:
-        problems.append("harness/kosoku verdict disagreement on "
-                        + ", ".join(summary["verdict_mismatches"]))
+        problems.append(
+            "harness/kosoku verdict disagreement on " + ", ".join(summary["verdict_mismatches"])
+        )
     unexpected = summary.get("peer", {}).get("unexpected_exceptions", 0)
     if unexpected:
-        problems.append(f"the echo peer hit {unexpected} exception(s) outside the library's "
-                        f"exception tree ({UNEXPECTED_MARKER} in {summary['peer']['log']})")
+        problems.append(
+            f"the echo peer hit {unexpected} exception(s) outside the library's "
+            f"exception tree ({UNEXPECTED_MARKER} in {summary['peer']['log']})"
+        )
     return problems
 
 
@@ -413,28 +499,36 @@ def describe_case(case: dict[str, Any]) -> str:
         remote = f", peer closed with {case['remote_close_code']}"
         if case.get("remote_close_reason"):
             remote += f" {case['remote_close_reason']!r}"
-    text = (f"{case['case_id']}: behavior={case['behavior']}, "
-            f"behavior_close={case['behavior_close']}{remote}\n"
-            f"      {case['description']}\n"
-            f"      expected: {case['expectation']}\n"
-            f"      got: {case['result']}"
-            + ("" if case["result_close"] == case["result"] else f" / {case['result_close']}"))
+    text = (
+        f"{case['case_id']}: behavior={case['behavior']}, "
+        f"behavior_close={case['behavior_close']}{remote}\n"
+        f"      {case['description']}\n"
+        f"      expected: {case['expectation']}\n"
+        f"      got: {case['result']}"
+        + ("" if case["result_close"] == case["result"] else f" / {case['result_close']}")
+    )
     if case.get("received") is not None:
         text += f"\n      received: {case['received'][:200]}"
     return text
 
 
 def format_report(summary: dict[str, Any]) -> str:
-    head = (f"Autobahn {summary['mode']} mode, impl={summary['impl']}, face={summary['face']}: "
-            f"{summary['cases_run']} cases in {summary['wall_seconds']}s, "
-            + ", ".join(f"{k}={v}" for k, v in summary["behavior"].items())
-            + "; close: " + ", ".join(f"{k}={v}" for k, v in summary["behavior_close"].items()
-                                      if v))
+    head = (
+        f"Autobahn {summary['mode']} mode, impl={summary['impl']}, face={summary['face']}: "
+        f"{summary['cases_run']} cases in {summary['wall_seconds']}s, "
+        + ", ".join(f"{k}={v}" for k, v in summary["behavior"].items())
+        + "; close: "
+        + ", ".join(f"{k}={v}" for k, v in summary["behavior_close"].items() if v)
+    )
     problems = violations(summary)
     if not problems:
         return head + "\nall selected cases passed"
-    return (head + f"\n{len(problems)} problem(s):\n" + "\n".join("  - " + p for p in problems)
-            + f"\n(summary: {summary.get('summary_path', '?')})")
+    return (
+        head
+        + f"\n{len(problems)} problem(s):\n"
+        + "\n".join("  - " + p for p in problems)
+        + f"\n(summary: {summary.get('summary_path', '?')})"
+    )
 
 
 # --- entry point ------------------------------------------------------------------------
@@ -458,17 +552,23 @@ def run(
     if mode not in ("server", "client"):
         raise ValueError(f"mode must be 'server' or 'client', not {mode!r}")
     name = f"{mode}-{impl}-{face}"
+    include, exclude = globs_for_mode(include, mode), globs_for_mode(exclude, mode)
     reports_dir.mkdir(parents=True, exist_ok=True)
     logs = reports_dir / "logs" / name
     html_dir = reports_dir / "html" / name if html else None
     meta = {
-        "mode": mode, "impl": impl, "face": face, "compression": compression,
-        "include": list(include), "exclude": list(exclude),
+        "mode": mode,
+        "impl": impl,
+        "face": face,
+        "compression": compression,
+        "include": list(include),
+        "exclude": list(exclude),
         "parallelism": parallelism if mode == "server" else 1,  # our client runs cases one by one
-        "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "python": sys.version.split()[0],
     }
     started = time.monotonic()
+    cpu_before = _children_cpu()
     data: dict[str, Any] | None = None
     peer: dict[str, Any] = {}
     error: str | None = None
@@ -478,8 +578,18 @@ def run(
     results_json = Path(tmp)
     try:
         runner = _run_server_mode if mode == "server" else _run_client_mode
-        data, peer = runner(impl, face, list(include), list(exclude), parallelism, compression,
-                            timeout, logs, results_json, html_dir)
+        data, peer = runner(
+            impl,
+            face,
+            list(include),
+            list(exclude),
+            parallelism,
+            compression,
+            timeout,
+            logs,
+            results_json,
+            html_dir,
+        )
     except HarnessError as exc:
         error = str(exc)
     finally:
@@ -487,6 +597,8 @@ def run(
             results_json.unlink()
     summary = summarise(data, **meta)
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
+    # CPU burnt by kosoku + the echo peer: a load-independent cost measure.
+    summary["cpu_seconds"] = round(_children_cpu() - cpu_before, 1)
     summary["harness_error"] = error
     summary["peer"] = peer
     summary["html_report"] = _rel(html_dir / "index.html") if html_dir else None
@@ -501,17 +613,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["server", "client"], required=True)
     parser.add_argument("--impl", choices=sorted(FACES), default="wsjet")
     parser.add_argument("--face", choices=["coroutine", "callback"], default="coroutine")
-    parser.add_argument("--include", default="", help="comma-separated globs (default: all)")
-    parser.add_argument("--exclude", default=",".join(DEFAULT_EXCLUDE),
-                        help="comma-separated globs; '' runs everything (default: %(default)s)")
+    parser.add_argument(
+        "--include",
+        default="",
+        help="comma-separated globs (default: all); "
+        "a 'server:' or 'client:' prefix limits a glob to that mode",
+    )
+    parser.add_argument(
+        "--exclude",
+        default=",".join(DEFAULT_EXCLUDE),
+        help="comma-separated globs, prefixes as for --include; "
+        "'' runs everything (default: %(default)s)",
+    )
     parser.add_argument("--parallelism", type=int, default=1)
     parser.add_argument("--no-compression", action="store_true")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--html", action="store_true", help="also write kosoku's HTML report")
     args = parser.parse_args(argv)
-    summary = run(args.mode, args.impl, args.face, include=parse_globs(args.include),
-                  exclude=parse_globs(args.exclude), parallelism=args.parallelism,
-                  compression=not args.no_compression, timeout=args.timeout, html=args.html)
+    summary = run(
+        args.mode,
+        args.impl,
+        args.face,
+        include=parse_globs(args.include),
+        exclude=parse_globs(args.exclude),
+        parallelism=args.parallelism,
+        compression=not args.no_compression,
+        timeout=args.timeout,
+        html=args.html,
+    )
     print(format_report(summary))
     return 1 if violations(summary) else 0
 

@@ -13,10 +13,15 @@ Environment:
 
 * ``WSJET_AUTOBAHN_IMPL``: ``wsjet`` (default) or ``websockets`` (validates the harness).
 * ``WSJET_AUTOBAHN_EXCLUDE``: comma-separated case globs to leave out; default
-  ``12.*,13.*`` (permessage-deflate); the empty string runs everything.
-* ``WSJET_AUTOBAHN_INCLUDE``: comma-separated case globs to run (default: all).
+  ``12.*,13.*`` (permessage-deflate); the empty string runs everything. A glob
+  prefixed ``server:`` or ``client:`` applies to that mode only, e.g.
+  ``client:13.2.*``.
+* ``WSJET_AUTOBAHN_INCLUDE``: comma-separated case globs to run (default: all),
+  same syntax.
 * ``WSJET_AUTOBAHN_PARALLELISM``: cases kosoku runs at once in server mode (default 1).
 * ``WSJET_AUTOBAHN_TIMEOUT``: seconds allowed per target (default 900).
+* ``WSJET_AUTOBAHN_HTML=1``: also write kosoku's Autobahn-style HTML/JSON report to
+  reports/autobahn/html/<mode>-<impl>-<face>/index.html.
 
 Summaries land in reports/autobahn/<mode>-<impl>-<face>.json;
 ``python tests/autobahn/write_conformance.py`` renders docs/conformance.md from them.
@@ -46,11 +51,13 @@ IMPL = os.environ.get("WSJET_AUTOBAHN_IMPL", "wsjet").strip()
 if IMPL not in harness.FACES:
     CONFIG_ERRORS.append(f"WSJET_AUTOBAHN_IMPL={IMPL!r}: expected one of {sorted(harness.FACES)}")
 _EXCLUDE_ENV = os.environ.get("WSJET_AUTOBAHN_EXCLUDE")
-EXCLUDE = (list(harness.DEFAULT_EXCLUDE) if _EXCLUDE_ENV is None
-           else harness.parse_globs(_EXCLUDE_ENV))
+EXCLUDE = (
+    list(harness.DEFAULT_EXCLUDE) if _EXCLUDE_ENV is None else harness.parse_globs(_EXCLUDE_ENV)
+)
 INCLUDE = harness.parse_globs(os.environ.get("WSJET_AUTOBAHN_INCLUDE"))
 PARALLELISM: int = _env_number("WSJET_AUTOBAHN_PARALLELISM", "1", int)
 TIMEOUT: float = _env_number("WSJET_AUTOBAHN_TIMEOUT", "900", float)
+HTML = os.environ.get("WSJET_AUTOBAHN_HTML", "").strip() not in ("", "0")
 
 # A misconfiguration still yields (failing) tests rather than none: never skip.
 TARGETS = harness.targets(IMPL) if IMPL in harness.FACES else [("server", "coroutine")]
@@ -64,8 +71,14 @@ def test_autobahn(mode: str, face: str) -> None:
         pytest.fail("; ".join(CONFIG_ERRORS), pytrace=False)
 
     summary = harness.run(
-        mode, IMPL, face,
-        include=INCLUDE, exclude=EXCLUDE, parallelism=PARALLELISM, timeout=TIMEOUT,
+        mode,
+        IMPL,
+        face,
+        include=INCLUDE,
+        exclude=EXCLUDE,
+        parallelism=PARALLELISM,
+        timeout=TIMEOUT,
+        html=HTML,
     )
 
     if harness.violations(summary):

@@ -101,7 +101,12 @@ def clean_name(raw: object) -> str | None:
     """Normalise a user name: trimmed, printable, at most :data:`MAX_NAME` characters."""
     if not isinstance(raw, str):
         return None
-    name = "".join(ch for ch in raw if unicodedata.category(ch)[0] != "C")
+    # Whitespace of any kind becomes one space; other control and format characters go.
+    name = "".join(
+        " " if ch.isspace() else ch
+        for ch in raw
+        if ch.isspace() or unicodedata.category(ch)[0] != "C"
+    )
     name = " ".join(name.split())[:MAX_NAME]
     return name or None
 
@@ -258,24 +263,19 @@ class ChatRoom:
                 self.send(member, type="error", text="pick a name")
                 return
             old, member.name = member.name, self._unique(wanted, member)
+            if old == member.name:
+                return
+            self.send(
+                member,
+                type="welcome",
+                name=member.name,
+                users=self.users(),
+                extensions=extensions or "",
+            )
             if old is None:
                 logger.info("#%d joined as %r", member.number, member.name)
-                self.send(
-                    member,
-                    type="welcome",
-                    name=member.name,
-                    users=self.users(),
-                    extensions=extensions or "",
-                )
                 self.broadcast(type="notice", text=f"{member.name} joined")
-            elif old != member.name:
-                self.send(
-                    member,
-                    type="welcome",
-                    name=member.name,
-                    users=self.users(),
-                    extensions=extensions or "",
-                )
+            else:
                 self.broadcast(type="notice", text=f"{old} is now {member.name}")
             self.broadcast(type="users", users=self.users())
         elif kind == "say":

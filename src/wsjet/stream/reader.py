@@ -84,6 +84,17 @@ class FlowControl:
         if self.paused:
             self.update()
 
+    def release(self) -> None:
+        """Stop bounding for good, and resume: the connection is closing.
+
+        The peer's close frame must get through even if nobody reads.
+        """
+        self.limit = _UNTIL_EOF
+        self.max_queue = None
+        if self.paused:
+            self.paused = False
+            self._resume()
+
     def update(self) -> None:
         """Pause or resume reading according to the current figures."""
         buffered = self.buffered
@@ -166,7 +177,9 @@ class WebSocketReader(Buffer):
             self._chunks = collections.deque((data,) if size else ())
             self._size = size
         if size:
-            flow.add(size)
+            flow.buffered += size  # flow.add(), inlined
+            if flow.buffered > flow.limit and not flow.paused:
+                flow.update()
         return self
 
     @property
@@ -266,7 +279,12 @@ class WebSocketReader(Buffer):
             message = text[0] if len(text) == 1 else "".join(text)
             text.clear()
             self._text_size = 0
-            self._consumed(size)
+            flow = self._flow
+            if flow is not None:  # _consumed(), inlined: this is the hot path
+                flow.allowance = 0
+                flow.buffered -= size
+                if flow.paused:
+                    flow.update()
             return message
         data = self._take(self._size) if self._size else b""
         return data.decode() if self.is_text else data

@@ -1,0 +1,907 @@
+"""wsjet against picows, websockets, aiohttp and a raw TCP ceiling, in one run.
+
+Usage::
+
+    .venv/bin/python bench/run.py            # full run, about 10 minutes
+    .venv/bin/python bench/run.py --quick    # smoke run, about a minute
+
+Every measurement is a server process and a client process (``servers.py``,
+``clients.py``), both pinned to one CPU (``--cpu``, default 0): on a small
+noisy machine, cross-core wake-ups make numbers vary far more than the code
+under test does. The sections:
+
+- ``server-echo``: every server, the same picows client (the fastest one, so
+  the server's cost dominates); the raw ``BufferedProtocol`` echo gets a raw
+  TCP client writing pre-built masked frames of the same sizes: the ceiling.
+- ``client-echo``: every client against the same picows server.
+- ``server-deflate`` / ``client-deflate``: the echo workloads with
+  permessage-deflate, against a fixed deflate-capable peer (picows has no
+  deflate: n/a).
+- ``connections``: 1,000 connections through the picows client: handshakes/s,
+  and the server's RSS growth per connection, idle and after one message,
+  with compression off and on (the client offers permessage-deflate in a
+  header; the server decides).
+- ``fanout``: a 100-byte message to 1,000 clients; broadcasts/s.
+
+Echo workloads run round trips (one message out, its echo back) for
+``--duration`` seconds after ``--warmup`` seconds; the pipelined one sends
+100 messages then reads 100. A measurement reports the median rate over
+``--slice``-second slices, which a burst from another process on the machine
+moves far less than the mean. ``server-echo`` and ``client-echo`` run on a
+second event loop too (``--extra-loop``; asyncio when the main one is uvloop).
+
+Results: tables on stdout (absolute numbers, then wsjet's ratios), the
+targets of issue 5 as PASS/MISS, and ``bench/results/latest.json`` (with the
+machine and library versions) for ``bench/plot.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import rss_kib
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+#: (label, size in bytes, messages in flight)
+ECHO = [
+    ("32 B", 32, 1),
+    ("1 KiB", 1024, 1),
+    ("64 KiB", 65536, 1),
+    ("1 MiB", 2**20, 1),
+    ("1 KiB x100", 1024, 100),
+]
+DEFLATE_ECHO = ECHO[:4]
+
+SERVERS = ["wsjet-cb", "wsjet-co", "picows", "websockets", "aiohttp", "raw"]
+WS_SERVERS = SERVERS[:-1]
+CLIENTS = ["wsjet", "websockets", "aiohttp", "picows"]
+NO_DEFLATE = {"picows", "raw"}
+WSJET_SERVERS = ("wsjet-cb", "wsjet-co")
+SECTIONS = [
+    "server-echo",
+    "client-echo",
+    "server-deflate",
+    "client-deflate",
+    "connections",
+    "fanout",
+]
+#: The sections that run on the extra loop too.
+ECHO_SECTIONS = ("server-echo", "client-echo")
+
+FANOUT_NOTES = {
+    "wsjet-cb": "await client.writer.send() per client in server.clients",
+    "wsjet-co": "await ws.send() per connection in server.connections",
+    "picows": "transport.send() per transport (no broadcast helper)",
+    "websockets": "websockets.asyncio.server.broadcast()",
+    "aiohttp": "await ws.send_bytes() per connection (no broadcast helper)",
+}
+
+
+class BenchError(Exception):
+    """A server or client process failed."""
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def _tail(stream: IO[bytes], lines: int = 3) -> str:
+    stream.seek(0)
+    text = stream.read().decode(errors="replace").strip().splitlines()
+    return " | ".join(text[-lines:]) or "no output"
+
+
+def _readline(proc: subprocess.Popen[str], timeout: float, errors: IO[bytes]) -> dict[str, Any]:
+    """Read the next JSON line a child writes, or fail after ``timeout`` seconds."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise BenchError(f"no answer within {timeout:.0f}s: {_tail(errors)}")
+        ready, _, _ = select.select([proc.stdout], [], [], remaining)
+        if not ready:
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            proc.wait(5)
+            raise BenchError(f"exited with {proc.returncode}: {_tail(errors)}")
+        line = line.strip()
+        if line.startswith("{"):
+            return dict(json.loads(line))
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Options:
+    loop: str
+    cpu: int | None
+    duration: float
+    warmup: float
+    slice: float
+    count: int
+
+    def pinning(self) -> list[str]:
+        return [] if self.cpu is None else ["--cpu", str(self.cpu)]
+
+
+@contextlib.contextmanager
+def server(
+    lib: str, opts: Options, mode: str = "echo", compression: str = "off"
+) -> Iterator[tuple[str, int]]:
+    """Start a server process; yield its URL and pid; stop it."""
+    command = [sys.executable, str(HERE / "servers.py"), lib, "--loop", opts.loop]
+    command += ["--mode", mode, "--compression", compression, *opts.pinning()]
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, text=True
+        )
+        try:
+            ready = _readline(proc, 30, errors)
+            yield f"ws://127.0.0.1:{ready['port']}/", int(ready["pid"])
+        finally:
+            _stop(proc)
+
+
+def client_command(lib: str, workload: str, url: str, opts: Options, **extra: Any) -> list[str]:
+    command = [sys.executable, str(HERE / "clients.py"), lib, workload, url]
+    command += ["--loop", opts.loop, *opts.pinning()]
+    command += ["--duration", str(opts.duration), "--warmup", str(opts.warmup)]
+    command += ["--slice", str(opts.slice), "--count", str(opts.count)]
+    for key, value in extra.items():
+        command += [f"--{key}", str(value)]
+    return command
+
+
+def run_client(
+    lib: str, url: str, opts: Options, workloads: list[tuple[str, int, int]], compression: str
+) -> list[dict[str, Any]]:
+    """Run an echo client process over ``workloads``; return its result lines."""
+    spec = ",".join(f"{size}x{pipeline}" for _, size, pipeline in workloads)
+    command = client_command(lib, "echo", url, opts, workloads=spec, compression=compression)
+    timeout = len(workloads) * (opts.warmup + opts.duration + 10) + 60
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, text=True
+        )
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(proc)
+            raise BenchError(f"no result within {timeout:.0f}s: {_tail(errors)}") from None
+        results = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        if proc.returncode or len(results) != len(workloads):
+            raise BenchError(f"exited with {proc.returncode}: {_tail(errors)}")
+        return results
+
+
+def run_fanout(url: str, opts: Options) -> dict[str, Any]:
+    """Run the picows fan-out client; return its result line."""
+    command = client_command("picows", "fanout", url, opts, concurrency=100)
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, text=True
+        )
+        try:
+            result = _readline(proc, opts.warmup + opts.duration + 120, errors)
+            proc.wait(30)
+        finally:
+            _stop(proc)
+        return result
+
+
+def rate(results: list[dict[str, Any]], slice_seconds: float) -> dict[str, Any]:
+    """Pool the slices of several rounds: median slice rate (reported) and mean rate."""
+    slices = [c / s for r in results for c, s in r["slices"] if s >= slice_seconds / 2]
+    count = sum(r["count"] for r in results)
+    seconds = sum(r["seconds"] for r in results)
+    mean = count / seconds if seconds else 0.0
+    return {
+        "value": statistics.median(slices) if slices else mean,
+        "mean": mean,
+        "best": max(slices, default=mean),
+        "rounds": [r["count"] / r["seconds"] if r["seconds"] else 0.0 for r in results],
+        "count": count,
+        "seconds": seconds,
+        "slices": len(slices),
+    }
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.records: list[dict[str, Any]] = []
+
+    def options(self, loop: str) -> Options:
+        a = self.args
+        return Options(loop, a.cpu, a.duration, a.warmup, a.slice, a.count)
+
+    def record(self, **fields: Any) -> dict[str, Any]:
+        self.records.append(fields)
+        value = fields.get("value")
+        shown = fields.get("note") if value is None else f"{value:,.1f} {fields.get('unit', '')}"
+        where = " ".join(
+            str(fields[k])
+            for k in ("section", "loop", "server", "client", "workload", "compression")
+            if fields.get(k) is not None
+        )
+        print(f"  {where}: {shown}", file=sys.stderr, flush=True)
+        return fields
+
+    def echo_runs(
+        self,
+        section: str,
+        loop: str,
+        pairs: list[tuple[str, list[str]]],
+        workloads: list[tuple[str, int, int]],
+        compression: str,
+    ) -> None:
+        """Each round: for each (server, clients) pair, one server process, each client in turn.
+
+        Rounds interleave the libraries, so a burst of load from elsewhere on
+        the machine spreads over all of them instead of sinking one.
+        """
+        opts = self.options(loop)
+        samples: dict[tuple[str, str], list[list[dict[str, Any]]]] = {}
+        errors: dict[tuple[str, str], str] = {}
+        for _ in range(self.args.rounds):
+            for server_lib, client_libs in pairs:
+                try:
+                    with server(server_lib, opts, compression=compression) as (url, _):
+                        for client_lib in client_libs:
+                            key = (server_lib, client_lib)
+                            try:
+                                results = run_client(client_lib, url, opts, workloads, compression)
+                            except BenchError as exc:
+                                errors[key] = f"failed: {exc}"
+                            else:
+                                samples.setdefault(key, []).append(results)
+                except BenchError as exc:
+                    for client_lib in client_libs:
+                        errors[(server_lib, client_lib)] = f"unavailable: {exc}"
+        for server_lib, client_libs in pairs:
+            for client_lib in client_libs:
+                key = (server_lib, client_lib)
+                for i, (label, size, pipeline) in enumerate(workloads):
+                    fields = {"section": section, "loop": loop, "server": server_lib}
+                    fields |= {"client": client_lib, "workload": label, "size": size}
+                    fields |= {"pipeline": pipeline, "compression": compression}
+                    if key in samples:
+                        results = [run[i] for run in samples[key]]
+                        self.record(**fields, unit="msg/s", **rate(results, opts.slice))
+                    else:
+                        self.record(**fields, value=None, note=errors.get(key, "not run"))
+
+    def server_echo(self, loop: str) -> None:
+        pairs = [(lib, ["raw" if lib == "raw" else "picows"]) for lib in self.servers(SERVERS)]
+        self.echo_runs("server-echo", loop, pairs, ECHO, "off")
+
+    def client_echo(self, loop: str) -> None:
+        self.echo_runs("client-echo", loop, [("picows", self.clients(CLIENTS))], ECHO, "off")
+
+    def server_deflate(self, loop: str) -> None:
+        peer = self.args.deflate_client
+        pairs = []
+        for lib in self.servers(WS_SERVERS):
+            if lib in NO_DEFLATE:
+                self.na("server-deflate", loop, lib, peer)
+            else:
+                pairs.append((lib, [peer]))
+        self.echo_runs("server-deflate", loop, pairs, DEFLATE_ECHO, "deflate")
+
+    def client_deflate(self, loop: str) -> None:
+        peer = self.args.deflate_server
+        clients = self.clients(CLIENTS)
+        for lib in clients:
+            if lib in NO_DEFLATE:
+                self.na("client-deflate", loop, peer, lib)
+        able = [c for c in clients if c not in NO_DEFLATE]
+        self.echo_runs("client-deflate", loop, [(peer, able)], DEFLATE_ECHO, "deflate")
+
+    def na(self, section: str, loop: str, server_lib: str, client_lib: str) -> None:
+        for label, size, pipeline in DEFLATE_ECHO:
+            self.record(
+                section=section,
+                loop=loop,
+                server=server_lib,
+                client=client_lib,
+                workload=label,
+                size=size,
+                pipeline=pipeline,
+                compression="deflate",
+                value=None,
+                note="n/a: picows has no permessage-deflate",
+            )
+
+    def connections(self, loop: str) -> None:
+        opts = self.options(loop)
+        for lib in self.servers(WS_SERVERS):
+            for compression in ("off", "deflate"):
+                base = {"section": "connections", "loop": loop, "server": lib, "client": "picows"}
+                base |= {"compression": compression, "connections": opts.count}
+                if compression == "deflate" and lib in NO_DEFLATE:
+                    self.record(**base, value=None, note="n/a: picows has no permessage-deflate")
+                    continue
+                try:
+                    self.record(**base, **self.connections_one(lib, opts, compression))
+                except BenchError as exc:
+                    self.record(**base, value=None, note=f"failed: {exc}")
+
+    def connections_one(self, lib: str, opts: Options, compression: str) -> dict[str, Any]:
+        with (
+            server(lib, opts, compression=compression) as (url, pid),
+            tempfile.TemporaryFile() as errors,
+        ):
+            proc = subprocess.Popen(
+                client_command("picows", "connections", url, opts, compression=compression),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                text=True,
+            )
+            assert proc.stdin is not None
+            try:
+                rss = {}
+                for step in ("warm", "opened", "used"):
+                    line = _readline(proc, 120, errors)
+                    if line.get("event") != step:
+                        raise BenchError(f"expected {step}, got {line}")
+                    rss[step] = rss_kib(pid)
+                    if step == "opened":
+                        seconds = line["seconds"]
+                    proc.stdin.write("\n")
+                    proc.stdin.flush()
+                proc.wait(60)
+            finally:
+                _stop(proc)
+        n = opts.count
+        return {
+            "value": n / seconds,
+            "unit": "handshakes/s",
+            "seconds": seconds,
+            "rss_base_kib": rss["warm"],
+            "idle_kib": (rss["opened"] - rss["warm"]) / n,
+            "used_kib": (rss["used"] - rss["warm"]) / n,
+        }
+
+    def fanout(self, loop: str) -> None:
+        opts = self.options(loop)
+        for lib in self.servers(WS_SERVERS):
+            base = {"section": "fanout", "loop": loop, "server": lib, "client": "picows"}
+            base |= {"compression": "off", "connections": opts.count, "note": FANOUT_NOTES[lib]}
+            try:
+                with server(lib, opts, mode="fanout") as (url, _):
+                    result = run_fanout(url, opts)
+            except BenchError as exc:
+                self.record(**{**base, "note": f"failed: {exc}"}, value=None)
+            else:
+                self.record(**base, unit="broadcasts/s", **rate([result], opts.slice))
+
+    def servers(self, libs: list[str]) -> list[str]:
+        chosen = self.args.servers
+        return [lib for lib in libs if chosen is None or lib in chosen]
+
+    def clients(self, libs: list[str]) -> list[str]:
+        chosen = self.args.clients
+        return [lib for lib in libs if chosen is None or lib in chosen]
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+
+def find(records: list[dict[str, Any]], **match: Any) -> dict[str, Any] | None:
+    for record in records:
+        if all(record.get(k) == v for k, v in match.items()):
+            return record
+    return None
+
+
+def value(records: list[dict[str, Any]], **match: Any) -> float | None:
+    record = find(records, **match)
+    return None if record is None else record.get("value")
+
+
+def fmt(number: float | None, digits: int = 0) -> str:
+    if number is None:
+        return "n/a"
+    return f"{number:,.{digits}f}"
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def fmt_ratio(r: float | None) -> str:
+    return "n/a" if r is None else f"{r:.2f}x"
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(header[i]), *(len(row[i]) for row in rows)) for i in range(len(header))]
+    lines = [title]
+    lines.append(
+        "  ".join(
+            h.ljust(w) if i == 0 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        )
+    )
+    lines.append("  ".join("-" * w for w in widths))
+    for row in rows:
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
+    return "\n".join(lines)
+
+
+def report(records: list[dict[str, Any]], loops: list[str], deflate_peers: tuple[str, str]) -> str:
+    out: list[str] = []
+    for loop in loops:
+        sec = [r for r in records if r.get("loop") == loop]
+        servers = [s for s in SERVERS if find(sec, section="server-echo", server=s)]
+        if servers:
+            rows = [
+                [label]
+                + [
+                    fmt(value(sec, section="server-echo", server=s, workload=label))
+                    for s in servers
+                ]
+                for label, _, _ in ECHO
+            ]
+            out.append(
+                table(
+                    f"Server echo, {loop}: messages/s (picows client; raw: raw TCP client)",
+                    ["workload", *servers],
+                    rows,
+                )
+            )
+            others = [s for s in servers if s not in WSJET_SERVERS]
+            mine = [s for s in WSJET_SERVERS if s in servers]
+            header = ["workload"] + [f"{m[6:]}/{o}" for m in mine for o in others]
+            rows = []
+            for label, _, _ in ECHO:
+                row = [label]
+                for m in mine:
+                    a = value(sec, section="server-echo", server=m, workload=label)
+                    for o in others:
+                        row.append(
+                            fmt_ratio(
+                                ratio(
+                                    a, value(sec, section="server-echo", server=o, workload=label)
+                                )
+                            )
+                        )
+                rows.append(row)
+            out.append(
+                table(
+                    f"Server echo, {loop}: wsjet (cb = callback face, co = coroutine face) / other",
+                    header,
+                    rows,
+                )
+            )
+        clients = [c for c in CLIENTS if find(sec, section="client-echo", client=c)]
+        if clients:
+            raw = {
+                label: value(sec, section="server-echo", server="raw", workload=label)
+                for label, _, _ in ECHO
+            }
+            rows = [
+                [label]
+                + [
+                    fmt(value(sec, section="client-echo", client=c, workload=label))
+                    for c in clients
+                ]
+                + [fmt(raw[label])]
+                for label, _, _ in ECHO
+            ]
+            out.append(
+                table(
+                    f"Client echo, {loop}: messages/s (picows server; raw = raw TCP pair)",
+                    ["workload", *clients, "raw"],
+                    rows,
+                )
+            )
+            if "wsjet" in clients:
+                others = [c for c in clients if c != "wsjet"]
+                rows = []
+                for label, _, _ in ECHO:
+                    a = value(sec, section="client-echo", client="wsjet", workload=label)
+                    rows.append(
+                        [label]
+                        + [
+                            fmt_ratio(
+                                ratio(
+                                    a, value(sec, section="client-echo", client=o, workload=label)
+                                )
+                            )
+                            for o in others
+                        ]
+                        + [fmt_ratio(ratio(a, raw[label]))]
+                    )
+                out.append(
+                    table(
+                        f"Client echo, {loop}: wsjet client / other",
+                        ["workload", *[f"wsjet/{o}" for o in others], "wsjet/raw"],
+                        rows,
+                    )
+                )
+        for section, key, peer_key, libs, peer in (
+            ("server-deflate", "server", "client", WS_SERVERS, deflate_peers[0]),
+            ("client-deflate", "client", "server", CLIENTS, deflate_peers[1]),
+        ):
+            present = [lib for lib in libs if find(sec, section=section, **{key: lib})]
+            if not present:
+                continue
+            rows = [
+                [label]
+                + [
+                    fmt(value(sec, section=section, workload=label, **{key: lib}))
+                    for lib in present
+                ]
+                for label, _, _ in DEFLATE_ECHO
+            ]
+            out.append(
+                table(
+                    f"{section}, {loop}: messages/s with permessage-deflate ({peer_key}: {peer})",
+                    ["workload", *present],
+                    rows,
+                )
+            )
+            mine = [lib for lib in present if lib.startswith("wsjet")]
+            others = [
+                lib for lib in present if not lib.startswith("wsjet") and lib not in NO_DEFLATE
+            ]
+            rows = []
+            for label, _, _ in DEFLATE_ECHO:
+                row = [label]
+                for m in mine:
+                    a = value(sec, section=section, workload=label, **{key: m})
+                    for o in others:
+                        row.append(
+                            fmt_ratio(
+                                ratio(a, value(sec, section=section, workload=label, **{key: o}))
+                            )
+                        )
+                rows.append(row)
+            out.append(
+                table(
+                    f"{section}, {loop}: wsjet / other",
+                    ["workload", *[f"{m}/{o}" for m in mine for o in others]],
+                    rows,
+                )
+            )
+        conns = [r for r in sec if r.get("section") == "connections"]
+        if conns:
+            rows = []
+            for lib in WS_SERVERS:
+                off = find(conns, server=lib, compression="off")
+                on = find(conns, server=lib, compression="deflate")
+                if off is None and on is None:
+                    continue
+                row = [lib]
+                for rec in (off, on):
+                    if rec is None or rec.get("value") is None:
+                        row += ["n/a"] * 3
+                    else:
+                        row += [fmt(rec["value"]), fmt(rec["idle_kib"], 1), fmt(rec["used_kib"], 1)]
+                rows.append(row)
+            count = conns[0].get("connections")
+            out.append(
+                table(
+                    f"Connections, {loop}: {count} clients; handshakes/s, "
+                    "server RSS growth per connection in KiB (idle, after one message)",
+                    [
+                        "server",
+                        "hs/s",
+                        "KiB idle",
+                        "KiB used",
+                        "hs/s defl",
+                        "KiB idle defl",
+                        "KiB used defl",
+                    ],
+                    rows,
+                )
+            )
+        fans = [r for r in sec if r.get("section") == "fanout"]
+        if fans:
+            rows = []
+            for lib in WS_SERVERS:
+                rec = find(fans, server=lib)
+                if rec is None:
+                    continue
+                v = rec.get("value")
+                pic = value(fans, server="picows")
+                rows.append(
+                    [
+                        lib,
+                        fmt(v),
+                        fmt(None if v is None else v * rec["connections"]),
+                        fmt_ratio(ratio(v, pic)),
+                        FANOUT_NOTES[lib],
+                    ]
+                )
+            count = fans[0].get("connections")
+            out.append(
+                table(
+                    f"Fan-out, {loop}: 100 B to {count} clients",
+                    ["server", "broadcasts/s", "messages/s", "/picows", "how"],
+                    rows,
+                )
+            )
+    return "\n\n".join(out)
+
+
+def targets(records: list[dict[str, Any]], loop: str) -> list[dict[str, Any]]:
+    """Issue 5's goals, checked against this run's numbers on ``loop``."""
+    sec = [r for r in records if r.get("loop") == loop]
+    checks: list[dict[str, Any]] = []
+
+    def check(goal: str, got: float | None, want: float) -> None:
+        status = "n/a" if got is None else "PASS" if got >= want else "MISS"
+        checks.append({"goal": goal, "ratio": got, "want": want, "status": status})
+
+    def server_ratio(mine: str, other: str, label: str) -> float | None:
+        return ratio(
+            value(sec, section="server-echo", server=mine, workload=label),
+            value(sec, section="server-echo", server=other, workload=label),
+        )
+
+    for label, _, _ in ECHO:
+        check(
+            f"callback server >= 1.0x picows server, {label}",
+            server_ratio("wsjet-cb", "picows", label),
+            1.0,
+        )
+    for label in ("32 B", "1 KiB"):
+        check(
+            f"callback server >= 0.95x raw ceiling, {label}",
+            server_ratio("wsjet-cb", "raw", label),
+            0.95,
+        )
+    for label, _, _ in ECHO:
+        check(
+            f"coroutine server >= 1.5x websockets, {label}",
+            server_ratio("wsjet-co", "websockets", label),
+            1.5,
+        )
+        check(
+            f"coroutine server >= 1.0x aiohttp, {label}",
+            server_ratio("wsjet-co", "aiohttp", label),
+            1.0,
+        )
+    for label, _, _ in ECHO:
+        check(
+            f"wsjet client >= 1.5x websockets client, {label}",
+            ratio(
+                value(sec, section="client-echo", client="wsjet", workload=label),
+                value(sec, section="client-echo", client="websockets", workload=label),
+            ),
+            1.5,
+        )
+    for label in ("64 KiB", "1 MiB"):
+        check(
+            f"callback server >= 1.3x picows server, {label}",
+            server_ratio("wsjet-cb", "picows", label),
+            1.3,
+        )
+        check(
+            f"coroutine server >= 1.3x picows server, {label}",
+            server_ratio("wsjet-co", "picows", label),
+            1.3,
+        )
+    conns = [r for r in sec if r.get("section") == "connections" and r.get("compression") == "off"]
+    ws_conn = find(conns, server="websockets")
+    for mine in WSJET_SERVERS:
+        rec = find(conns, server=mine)
+        check(
+            f"{mine} handshakes/s >= 2x websockets",
+            ratio(rec and rec.get("value"), ws_conn and ws_conn.get("value")),
+            2.0,
+        )
+        # Less memory is better: the ratio is websockets' / ours.
+        check(
+            f"{mine} memory per idle connection <= websockets (no compression)",
+            ratio(ws_conn and ws_conn.get("idle_kib"), rec and rec.get("idle_kib")),
+            1.0,
+        )
+    return checks
+
+
+def format_targets(checks: list[dict[str, Any]], loop: str) -> str:
+    rows = [[c["goal"], fmt_ratio(c["ratio"]), f"{c['want']:.2f}x", c["status"]] for c in checks]
+    return table(f"Targets (issue 5), {loop}", ["goal", "measured", "wanted", "status"], rows)
+
+
+# --- machine --------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    from importlib import metadata
+
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for name in ("wsjet", "picows", "aiofastnet", "websockets", "aiohttp", "uvloop"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    commit = None
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        if dirty:
+            commit += "+dirty"
+    speedups = subprocess.run(
+        [sys.executable, "-c", "from wsjet.core.mask import speedups_enabled as s; print(s())"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "versions": versions,
+        "wsjet_commit": commit,
+        "wsjet_speedups": speedups == "True",
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fast smoke run (about a minute)")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument(
+        "--extra-loop",
+        choices=("uvloop", "asyncio", "none"),
+        default=None,
+        help="loop for a second run of the echo sections (default: the other one; none in --quick)",
+    )
+    parser.add_argument("--duration", type=float, default=None, help="seconds per measurement (2)")
+    parser.add_argument("--warmup", type=float, default=None, help="seconds before each (0.5)")
+    parser.add_argument("--slice", type=float, default=None, help="seconds per rate sample (0.25)")
+    parser.add_argument("--count", type=int, default=None, help="connections (1000)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of echo sections (3)")
+    parser.add_argument("--cpu", type=int, default=0, help="CPU to pin every process to")
+    parser.add_argument("--no-pin", action="store_true", help="let the scheduler place processes")
+    parser.add_argument("--sections", help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--servers", help=f"comma-separated subset of {','.join(SERVERS)}")
+    parser.add_argument("--clients", help=f"comma-separated subset of {','.join(CLIENTS)}")
+    parser.add_argument(
+        "--deflate-client", default="aiohttp", choices=("wsjet", "websockets", "aiohttp")
+    )
+    parser.add_argument(
+        "--deflate-server", default="aiohttp", choices=("wsjet-co", "websockets", "aiohttp")
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    for name, full, fast in (
+        ("duration", 1.0, 0.25),
+        ("warmup", 0.3, 0.05),
+        ("slice", 0.1, 0.05),
+        ("count", 1000, 200),
+        ("rounds", 3, 1),
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, fast if quick else full)
+    if args.extra_loop is None:
+        args.extra_loop = "none" if quick else ("asyncio" if args.loop == "uvloop" else "uvloop")
+    if args.no_pin:
+        args.cpu = None
+    args.sections = SECTIONS if args.sections is None else args.sections.split(",")
+    for name in ("servers", "clients"):
+        value = getattr(args, name)
+        setattr(args, name, None if value is None else set(value.split(",")))
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    started = time.monotonic()
+    bench = Bench(args)
+    loops = [args.loop] + ([] if args.extra_loop in ("none", args.loop) else [args.extra_loop])
+    info = machine()
+    print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
+    print(
+        f"{info['cpu']} ({info['cpus']} CPUs), {info['python']}, {info['system']}; "
+        + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+        + f"; wsjet speedups: {info['wsjet_speedups']}"
+    )
+    print(
+        f"pinned to CPU {args.cpu}; {args.duration}s per measurement after {args.warmup}s warm-up, "
+        f"median of {args.slice}s slices\n",
+        flush=True,
+    )
+    for loop in loops:
+        for section in args.sections:
+            if loop != args.loop and section not in ECHO_SECTIONS:
+                continue
+            print(f"[{loop}] {section}", file=sys.stderr, flush=True)
+            getattr(bench, section.replace("-", "_"))(loop)
+    elapsed = time.monotonic() - started
+    peers = (args.deflate_client, args.deflate_server)
+    print(report(bench.records, loops, peers))
+    checks = targets(bench.records, args.loop)
+    print()
+    print(format_targets(checks, args.loop))
+    print(f"\n{len(bench.records)} measurements in {elapsed:.0f}s")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "machine": info,
+        "config": {
+            "command": sys.argv,
+            "quick": args.quick,
+            "loops": loops,
+            "cpu": args.cpu,
+            "duration": args.duration,
+            "warmup": args.warmup,
+            "slice": args.slice,
+            "count": args.count,
+            "deflate_client": args.deflate_client,
+            "deflate_server": args.deflate_server,
+            "elapsed_seconds": elapsed,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        },
+        "records": bench.records,
+        "targets": checks,
+        "tables": report(bench.records, loops, peers),
+    }
+    args.output.write_text(json.dumps(document, indent=1) + "\n")
+    print(f"results: {args.output}")
+
+
+if __name__ == "__main__":
+    main()

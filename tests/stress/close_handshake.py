@@ -1,0 +1,113 @@
+"""The closing handshake against peers that misbehave, on both sides.
+
+Server side (the handler closes at once): a peer that never answers the close
+frame is dropped at ``close_timeout`` ± 0.5 s; one that answers but keeps TCP
+open is dropped at once; one that half-closes (FIN, no close frame) within
+``close_timeout``. Client side: ``close()`` against a server that never answers
+returns at ``close_timeout`` ± 0.5 s, and against one that answers but keeps
+TCP open, within ``close_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from typing import Any
+
+import wsjet
+
+from ._util import ServerProcess, cli, frame, open_raw, read_close, wait_eof
+
+FULL = {"close_timeout": 10.0, "repeat": 3}
+SHORT = {"close_timeout": 2.0, "repeat": 1}
+
+
+async def _server_side(close_timeout: float, behaviour: str) -> float:
+    async with ServerProcess("closer", {"close_timeout": close_timeout}) as server:
+        reader, writer, _ = await open_raw(server.port)
+        assert await read_close(reader, 10) == 1000
+        start = time.monotonic()
+        if behaviour == "answers, keeps TCP":
+            writer.write(frame(0x8, b"\x03\xe8"))
+        elif behaviour == "half-closes":
+            writer.write_eof()
+        closed = await wait_eof(reader, close_timeout + 5)
+        elapsed = time.monotonic() - start if closed else float("inf")
+        writer.transport.abort()
+        return elapsed
+
+
+async def _client_side(close_timeout: float, behaviour: str) -> float:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            accept = base64.b64encode(
+                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            )
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            await read_close(reader, close_timeout + 5)
+            if behaviour == "answers, keeps TCP":
+                writer.write(frame(0x8, b"\x03\xe8", mask=None))
+            elif behaviour == "half-closes":
+                writer.write_eof()
+            await wait_eof(reader, close_timeout + 5)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        ws = await wsjet.connect(f"ws://127.0.0.1:{port}/", close_timeout=close_timeout)
+        start = time.monotonic()
+        await asyncio.wait_for(ws.close(), close_timeout + 5)
+        return time.monotonic() - start
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+BEHAVIOURS = ("never answers", "answers, keeps TCP", "half-closes")
+
+
+async def run(close_timeout: float, repeat: int) -> dict[str, Any]:
+    result: dict[str, Any] = {"close_timeout": close_timeout}
+    for side, fn in (("server", _server_side), ("client", _client_side)):
+        for behaviour in BEHAVIOURS:
+            times = await asyncio.gather(*(fn(close_timeout, behaviour) for _ in range(repeat)))
+            result[f"{side}: peer {behaviour}"] = [round(min(times), 3), round(max(times), 3)]
+    return result
+
+
+def check(r: dict[str, Any]) -> list[str]:
+    failures = []
+    timeout = r["close_timeout"]
+    for side in ("server", "client"):
+        low, high = r[f"{side}: peer never answers"]
+        if not timeout - 0.5 <= low <= high <= timeout + 0.5:
+            failures.append(f"{side}, peer never answers: TCP closed after {low}-{high} s")
+        low, high = r[f"{side}: peer half-closes"]
+        if high > timeout + 0.5:
+            failures.append(f"{side}, peer half-closes: TCP closed after {high} s")
+    low, high = r["server: peer answers, keeps TCP"]
+    if high > 0.5:
+        failures.append(f"server, peer answers but keeps TCP: closed after {high} s, not at once")
+    low, high = r["client: peer answers, keeps TCP"]
+    if high > timeout + 0.5:
+        failures.append(f"client, peer answers but keeps TCP: closed after {high} s")
+    return failures
+
+
+if __name__ == "__main__":
+    cli("close_handshake", run, check, FULL, SHORT)
