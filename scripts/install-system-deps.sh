@@ -2,7 +2,8 @@
 # Installs what the browser and Node interop tests need beyond the Python packages:
 #   - Debian's chromium (driven headless by Playwright's Python package, see
 #     tests/browser/), plus fonts so the page (emoji included) renders in screenshots;
-#   - Node's `ws`, pinned by tests/node/package-lock.json (`npm ci`).
+#   - Node's `ws`, pinned by tests/node/package-lock.json (`npm ci`), and Debian's
+#     nodejs and npm first if the machine has no node.
 # Idempotent: what is already there is not installed again.
 # With CI=true any failure is fatal; elsewhere it is reported and the script goes on
 # (the tests that need the missing piece then fail with a message naming it).
@@ -22,6 +23,9 @@ fail() {
 
 # --- Debian packages ------------------------------------------------------------------
 APT_PACKAGES=(chromium fonts-dejavu-core fonts-noto-color-emoji)
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  APT_PACKAGES+=(nodejs npm)  # Debian's Node.js (>= 18) is enough for ws
+fi
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+bash scripts/install-system-deps.sh
 export PYTHONDEVMODE=1
 echo "== ruff" && .venv/bin/ruff check src tests bench && .venv/bin/ruff format --check src tests
 echo "== mypy --strict" && .venv/bin/mypy

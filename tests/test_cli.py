@@ -518,6 +518,35 @@ async def test_serve_echo_answers_healthz(tmp_path: Path) -> None:
             assert await client.recv() == b"\x00binary"
 
 
+async def test_serve_basic_auth_401_then_101(tmp_path: Path) -> None:
+    async with wsjet_serve(
+        tmp_path, "--echo", "--port", "0", "--basic-auth", "alice:s3cret"
+    ) as served:
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await ws_connect(served.url)
+        assert info.value.response.status_code == 401
+        assert "Basic" in info.value.response.headers["WWW-Authenticate"]
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await ws_connect(served.url.replace("ws://", "ws://alice:wrong@"))
+        assert info.value.response.status_code == 401
+        async with ws_connect(served.url.replace("ws://", "ws://alice:s3cret@")) as client:
+            await client.send("authenticated")
+            assert await client.recv() == "authenticated"
+
+
+async def test_serve_origin_403_for_a_wrong_origin(tmp_path: Path) -> None:
+    async with wsjet_serve(
+        tmp_path, "--echo", "--port", "0", "--origin", "https://chat.example"
+    ) as served:
+        for origin in ("https://evil.example", "https://chat.example.evil.com", None):
+            with pytest.raises(websockets.InvalidStatus) as info:
+                await ws_connect(served.url, origin=origin)  # type: ignore[arg-type]
+            assert info.value.response.status_code == 403
+        async with ws_connect(served.url, origin="https://chat.example") as client:  # type: ignore[arg-type]
+            await client.send("same origin")
+            assert await client.recv() == "same origin"
+
+
 async def test_serve_shutdown_sends_1001(tmp_path: Path) -> None:
     async with wsjet_serve(tmp_path, "--echo", "--port", "0") as served:
         async with ws_connect(served.url) as client:
@@ -538,7 +567,18 @@ async def test_serve_rejects_a_port_in_use(tmp_path: Path) -> None:
         )
     assert code != 0
     assert "listening on" not in out
+    assert "cannot listen on 127.0.0.1:" in err
     assert "address already in use" in err.lower()
+    assert "Traceback" not in err
+
+
+async def test_serve_reports_a_missing_certificate(tmp_path: Path) -> None:
+    code, out, err = await run_piped(
+        *WSJET_MODULE, "serve", "--port", "0", "--certfile", str(tmp_path / "missing.pem")
+    )
+    assert code == 1
+    assert "listening on" not in out
+    assert "cannot load the TLS certificate" in err and "Traceback" not in err
 
 
 # --- wsjet serve: the chat room -------------------------------------------------------------
@@ -637,7 +677,16 @@ def test_version_and_help() -> None:
     assert result.returncode == 0 and result.stdout.startswith("wsjet ")
     result = subprocess.run([*WSJET_SCRIPT, "serve", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    for option in ("--host", "--port", "--echo", "--certfile", "--keyfile", "--unix"):
+    for option in (
+        "--host",
+        "--port",
+        "--echo",
+        "--certfile",
+        "--keyfile",
+        "--unix",
+        "--basic-auth",
+        "--origin",
+    ):
         assert option in result.stdout
     result = subprocess.run([*WSJET_SCRIPT, "connect", "--help"], capture_output=True, text=True)
     for option in ("--header", "--subprotocol", "--insecure", "--unix"):

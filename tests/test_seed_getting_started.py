@@ -9,6 +9,7 @@ socket as server: loop.run_forever()``); the peer is the independent
 from __future__ import annotations
 
 import asyncio
+import os
 import socket as socket_module
 import threading
 import time
@@ -37,7 +38,12 @@ def free_port() -> int:
 @pytest.fixture
 def current_loop() -> Iterator[None]:
     """A current event loop for the seed's ``asyncio.get_event_loop()``."""
-    loop = asyncio.new_event_loop()
+    if os.environ.get("WSJET_TEST_LOOP") == "uvloop":  # as tests/conftest.py
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     yield
     loop.close()

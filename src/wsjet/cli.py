@@ -144,7 +144,11 @@ def _format_url(scheme: str, sockname: Any, path: str) -> str:
 
 async def serve_command(args: argparse.Namespace) -> int:
     """Run ``wsjet serve`` until SIGINT or SIGTERM."""
-    context = _server_tls(args.certfile, args.keyfile)
+    try:
+        context = _server_tls(args.certfile, args.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        print(f"wsjet: cannot load the TLS certificate or key: {exc}", file=sys.stderr)
+        return 1
     if args.echo:
         handler: Callable[[WebSocketServerProtocol], Coroutine[Any, Any, None]] = echo
         process_request: Any = health_check
@@ -153,7 +157,15 @@ async def serve_command(args: argparse.Namespace) -> int:
         room = ChatRoom()
         handler, process_request = room.handler, room.process_request
         ws_path, what = "/ws", "chat demo"
+    if args.basic_auth is not None:
+        user, _, password = args.basic_auth.partition(":")
+        # Credentials are checked before anything else, /healthz included.
+        process_request = wsjet.chain_process_request(
+            wsjet.basic_auth(realm="wsjet", credentials=(user, password)), process_request
+        )
     options: dict[str, Any] = {"process_request": process_request}
+    if args.origin:
+        options["origins"] = [None if o == "none" else o for o in args.origin]
     if context is not None:
         options["ssl"] = context
     if args.unix is not None:
@@ -164,7 +176,13 @@ async def serve_command(args: argparse.Namespace) -> int:
 
     ws_scheme, http_scheme = ("wss", "https") if context is not None else ("ws", "http")
     try:
-        async with server_cm as server:
+        server = await server_cm
+    except OSError as exc:
+        where = args.unix if args.unix is not None else f"{args.host}:{args.port}"
+        print(f"wsjet: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        async with server:
             if args.unix is not None:
                 print(f"listening on unix:{args.unix} ({what})", flush=True)
                 logger.info("%s listening on Unix socket %s", what, args.unix)
@@ -401,6 +419,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--keyfile", help="private key of --certfile, if not in the same file")
     serve.add_argument("--unix", metavar="PATH", help="listen on a Unix socket instead of TCP")
+    serve.add_argument(
+        "--basic-auth", metavar="USER:PASSWORD", help="require HTTP Basic credentials (401 without)"
+    )
+    serve.add_argument(
+        "--origin",
+        action="append",
+        metavar="ORIGIN",
+        help="allowed Origin (repeatable; 'none' allows clients that send none); others get 403",
+    )
     _add_loop_option(serve, argparse.SUPPRESS)
 
     connect = commands.add_parser(

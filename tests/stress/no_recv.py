@@ -66,7 +66,7 @@ async def _variant(
 
 
 async def run(total: int, max_size: int, max_queue: int, stall_s: float) -> dict[str, Any]:
-    options = {"max_size": max_size, "max_queue": max_queue}
+    options = {"max_size": max_size, "max_queue": max_queue, "close_timeout": 1}
     async with ServerProcess("sink", options) as server:
         plain = await _variant(server, frame(0x2, bytes(max_size)), max_size, total, stall_s)
     async with ServerProcess("sink", options) as server:

@@ -86,20 +86,8 @@ def feed(conn: Connection, wire: bytes, chunk_cuts: list[int]) -> None:
         conn.receive_data(chunk)
 
 
-@SETTINGS
-@given(
-    text=st.text(max_size=120),
-    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8),
-    chunk_cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=8),
-)
-def test_valid_text_split_anywhere_round_trips(
-    text: str, cuts: list[int], chunk_cuts: list[int]
-) -> None:
-    data = text.encode("utf-8", "surrogatepass")
-    try:
-        data.decode()
-    except UnicodeDecodeError:
-        return  # st.text() may draw lone surrogates, which are not text
+def check_valid(text: str, cuts: list[int], chunk_cuts: list[int]) -> None:
+    data = text.encode()
     conn = Connection(Side.SERVER)
     feed(conn, b"".join(frames_of(split(data, cuts))), chunk_cuts)
     assert conn.failure is None
@@ -108,34 +96,40 @@ def test_valid_text_split_anywhere_round_trips(
     assert "".join(str(e.data) for e in events) == text
 
 
-@SETTINGS
-@given(
-    prefix=st.text(max_size=100),
-    bad=st.sampled_from(INVALID),
-    suffix=st.text(min_size=1, max_size=40),
-    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8),
-    chunk_cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=8),
-)
-def test_invalid_text_fails_1007_before_fin(
-    prefix: str, bad: bytes, suffix: str, cuts: list[int], chunk_cuts: list[int]
+def check_invalid(
+    text: str, at: int, bad: bytes, cuts: list[int], chunk_cuts: list[int]
 ) -> None:
-    try:
-        head = prefix.encode()
-        tail = ("abcd" + suffix).encode()
-    except UnicodeEncodeError:
-        return  # lone surrogates drawn by st.text()
     # The bad bytes and 4 ASCII bytes after them (which settle any doubt) all
     # go before the last frame, which carries the rest of the text and FIN.
-    body = head + bad + tail[:4]
-    pieces = split(body, cuts)
-    frames = frames_of([*pieces, tail[4:] or b"x"])
+    data = text.encode()
+    at = at % (len(data) + 1)
+    while at and at < len(data) and 0x80 <= data[at] < 0xC0:
+        at -= 1  # insert between characters, not inside one
+    body = data[:at] + bad + b"abcd"
+    frames = frames_of([*split(body, cuts), data[at:] or b"x"])
     wire, last = b"".join(frames), frames[-1]
     conn = Connection(Side.SERVER)
     feed(conn, wire[: len(wire) - len(last)], chunk_cuts)
-    assert conn.failure is not None, (head, bad, pieces)
+    assert conn.failure is not None, (data[:at], bad)
     assert conn.failure.close_code == 1007
     conn.receive_data(last)  # ignored: nothing is parsed after a failure
     assert not any(isinstance(e, DataReceived) and e.fin for e in conn.events_received())
+
+
+@SETTINGS
+@given(
+    text=st.text(max_size=120),
+    at=st.integers(min_value=0, max_value=1000),
+    bad=st.sampled_from(INVALID),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8),
+    chunk_cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=8),
+)
+def test_utf8_split_anywhere(
+    text: str, at: int, bad: bytes, cuts: list[int], chunk_cuts: list[int]
+) -> None:
+    """Each example checks a valid text and the same text with an invalid sequence."""
+    check_valid(text, cuts, chunk_cuts)
+    check_invalid(text, at, bad, cuts, chunk_cuts)
 
 
 @settings(SETTINGS, max_examples=EXAMPLES // 5)
