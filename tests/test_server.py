@@ -294,3 +294,21 @@ async def test_max_queue_pauses_reading() -> None:
             release.set()
             await asyncio.sleep(4 * UNIT)
     assert [m[:4] for m in received] == [f"{i:04d}" for i in range(200)]
+
+
+async def test_close_with_a_full_queue_completes_the_handshake() -> None:
+    # The handler never reads; the queue fills and reading pauses. Closing must still
+    # read the client's close frame instead of waiting for close_timeout (1006).
+    async def closer(ws: wsjet.WebSocketServerProtocol) -> None:
+        await asyncio.sleep(4 * UNIT)
+        await ws.close(1000, "done")
+        closed.append(ws.close_code)
+
+    closed: list[int | None] = []
+    async with wsjet.serve(closer, "127.0.0.1", 0, max_queue=2, close_timeout=60) as server:
+        async with ws_connect(f"ws://127.0.0.1:{port_of(server)}/") as client:
+            for _ in range(100):
+                await client.send("x" * 10000)
+            await asyncio.wait_for(client.wait_closed(), 30 * UNIT)
+        assert client.close_code == 1000
+    assert closed == [1000]

@@ -231,9 +231,15 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             waiter.set_result(message)
             self._recv_waiter = None
             return
-        self._messages.append(message)
         if self.max_queue is not None and len(self._messages) >= self.max_queue:
+            if self._close_timer is not None:
+                # Closing: nobody will read this far; keep the queue bounded.
+                self.logger.debug("closing: dropped a message past max_queue")
+                return
+            self._messages.append(message)
             self._pause_reading(_PAUSED_BY_QUEUE)
+            return
+        self._messages.append(message)
 
     # --- sending --------------------------------------------------------------------------
 
@@ -499,6 +505,10 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             transport.close()  # flushes the buffer, then closes the socket
         if connection.close_expected() and self._close_timer is None and not self._lost:
             self._close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
+            # The peer's close frame may sit behind a full queue: read on, or the
+            # close would wait for close_timeout and end as 1006. Messages past the
+            # queue limit are dropped from now on (_assemble), so memory stays bounded.
+            self._resume_reading(_PAUSED_BY_QUEUE)
             self.on_closing()
 
     _logged_failure = False
