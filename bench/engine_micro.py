@@ -135,19 +135,23 @@ async def open_connection(face: str) -> tuple[Any, FakeTransport, Callable[[], A
 
 
 async def measure(
-    face: str, size: int, seconds: float, repeat: int, profile: bool
+    face: str, size: int, seconds: float, repeat: int, chunk: int, profile: bool
 ) -> tuple[float, str]:
     protocol, transport, close = await open_connection(face)
     frame = client_frame(payload(size))
+    # TCP hands a large frame over in pieces: feed it the same way.
+    pieces = [frame[i : i + chunk] for i in range(0, len(frame), chunk)]
     feed = protocol.data_received
     sleep = asyncio.sleep
-    # The callback face answers inside data_received; the coroutine face
-    # answers from the handler task: one loop iteration per message.
-    needs_loop = face == "co"
+    # The callback face answers inside data_received when the message came
+    # whole; otherwise (and always for the coroutine face) a task answers:
+    # one loop iteration per message.
+    needs_loop = face == "co" or len(pieces) > 1
 
     async def run(n: int) -> None:
         for _ in range(n):
-            feed(frame)
+            for piece in pieces:
+                feed(piece)
             if needs_loop:
                 await sleep(0)
 
@@ -194,6 +198,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.5, help="per repeat")
     parser.add_argument("--repeat", type=int, default=5, help="report the best of this many")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=65536,
+        help="bytes per data_received call (what one socket read gives; default 64 KiB)",
+    )
     parser.add_argument("--profile", action="store_true", help="print a cProfile per run")
     args = parser.parse_args()
     if args.loop == "uvloop":
@@ -204,7 +214,9 @@ def main() -> None:
         runner = asyncio.run
     for face in args.faces.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            micros, report = runner(measure(face, size, args.seconds, args.repeat, args.profile))
+            micros, report = runner(
+                measure(face, size, args.seconds, args.repeat, args.chunk, args.profile)
+            )
             print(f"wsjet-{face} {size:>8} B: {micros:8.2f} us/message", flush=True)
             if report:
                 print(report)

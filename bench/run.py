@@ -24,15 +24,19 @@ under test does. The sections:
 - ``fanout``: a 100-byte message to 1,000 clients; broadcasts/s.
 
 Echo workloads run round trips (one message out, its echo back) for
-``--duration`` seconds after ``--warmup`` seconds; the pipelined one sends
-100 messages then reads 100. A measurement reports the median rate over
-``--slice``-second slices, which a burst from another process on the machine
-moves far less than the mean. ``server-echo`` and ``client-echo`` run on a
-second event loop too (``--extra-loop``; asyncio when the main one is uvloop).
+``--duration`` seconds (1) after ``--warmup`` seconds (0.3); the pipelined one
+sends 100 messages then reads 100. Echo sections run ``--rounds`` times (3),
+each round going through every library in turn, so a burst of load from
+elsewhere on the machine spreads over all libraries instead of sinking one.
+A measurement reports the median rate over all ``--slice``-second slices
+(0.1) of all rounds, which such bursts move far less than the mean.
+``server-echo`` and ``client-echo`` run on a second event loop too
+(``--extra-loop``; asyncio when the main one is uvloop).
 
-Results: tables on stdout (absolute numbers, then wsjet's ratios), the
-targets of issue 5 as PASS/MISS, and ``bench/results/latest.json`` (with the
-machine and library versions) for ``bench/plot.py``.
+Results: tables on stdout (absolute numbers, then wsjet's ratios) and the
+targets of issue 5 as PASS/MISS, also saved as ``bench/results/latest.txt``;
+``bench/results/latest.json`` holds every measurement with the machine and
+library versions, for ``bench/plot.py``.
 """
 
 from __future__ import annotations
@@ -86,14 +90,6 @@ SECTIONS = [
 ]
 #: The sections that run on the extra loop too.
 ECHO_SECTIONS = ("server-echo", "client-echo")
-
-FANOUT_NOTES = {
-    "wsjet-cb": "await client.writer.send() per client in server.clients",
-    "wsjet-co": "await ws.send() per connection in server.connections",
-    "picows": "transport.send() per transport (no broadcast helper)",
-    "websockets": "websockets.asyncio.server.broadcast()",
-    "aiohttp": "await ws.send_bytes() per connection (no broadcast helper)",
-}
 
 
 class BenchError(Exception):
@@ -155,8 +151,8 @@ class Options:
 @contextlib.contextmanager
 def server(
     lib: str, opts: Options, mode: str = "echo", compression: str = "off"
-) -> Iterator[tuple[str, int]]:
-    """Start a server process; yield its URL and pid; stop it."""
+) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """Start a server process; yield its URL, pid and ready line; stop it."""
     command = [sys.executable, str(HERE / "servers.py"), lib, "--loop", opts.loop]
     command += ["--mode", mode, "--compression", compression, *opts.pinning()]
     with tempfile.TemporaryFile() as errors:
@@ -165,7 +161,7 @@ def server(
         )
         try:
             ready = _readline(proc, 30, errors)
-            yield f"ws://127.0.0.1:{ready['port']}/", int(ready["pid"])
+            yield f"ws://127.0.0.1:{ready['port']}/", int(ready["pid"]), ready
         finally:
             _stop(proc)
 
@@ -277,7 +273,7 @@ class Bench:
         for _ in range(self.args.rounds):
             for server_lib, client_libs in pairs:
                 try:
-                    with server(server_lib, opts, compression=compression) as (url, _):
+                    with server(server_lib, opts, compression=compression) as (url, _, _):
                         for client_lib in client_libs:
                             key = (server_lib, client_lib)
                             try:
@@ -398,9 +394,10 @@ class Bench:
         opts = self.options(loop)
         for lib in self.servers(WS_SERVERS):
             base = {"section": "fanout", "loop": loop, "server": lib, "client": "picows"}
-            base |= {"compression": "off", "connections": opts.count, "note": FANOUT_NOTES[lib]}
+            base |= {"compression": "off", "connections": opts.count}
             try:
-                with server(lib, opts, mode="fanout") as (url, _):
+                with server(lib, opts, mode="fanout") as (url, _, ready):
+                    base["note"] = ready.get("fanout", "")
                     result = run_fanout(url, opts)
             except BenchError as exc:
                 self.record(**{**base, "note": f"failed: {exc}"}, value=None)
@@ -648,7 +645,7 @@ def report(records: list[dict[str, Any]], loops: list[str], deflate_peers: tuple
                         fmt(v),
                         fmt(None if v is None else v * rec["connections"]),
                         fmt_ratio(ratio(v, pic)),
-                        FANOUT_NOTES[lib],
+                        str(rec.get("note", "")),
                     ]
                 )
             count = fans[0].get("connections")
@@ -854,17 +851,19 @@ def main(argv: list[str] | None = None) -> None:
     bench = Bench(args)
     loops = [args.loop] + ([] if args.extra_loop in ("none", args.loop) else [args.extra_loop])
     info = machine()
-    print(f"$ {' '.join([Path(sys.executable).name, *sys.argv])}")
-    print(
-        f"{info['cpu']} ({info['cpus']} CPUs), {info['python']}, {info['system']}; "
-        + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
-        + f"; wsjet speedups: {info['wsjet_speedups']}"
+    pinned = "not pinned" if args.cpu is None else f"server and client pinned to CPU {args.cpu}"
+    header = "\n".join(
+        [
+            f"$ {' '.join([Path(sys.executable).name, *sys.argv])}",
+            f"{info['cpu']} ({info['cpus']} CPUs), {info['python']}, {info['system']}",
+            ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+            + f"; wsjet {info['wsjet_commit']}, speedups: {info['wsjet_speedups']}",
+            f"{pinned}; {args.rounds} rounds of {args.duration}s per measurement after "
+            f"{args.warmup}s warm-up; median of {args.slice}s slices",
+            "",
+        ]
     )
-    print(
-        f"pinned to CPU {args.cpu}; {args.duration}s per measurement after {args.warmup}s warm-up, "
-        f"median of {args.slice}s slices\n",
-        flush=True,
-    )
+    print(header, flush=True)
     for loop in loops:
         for section in args.sections:
             if loop != args.loop and section not in ECHO_SECTIONS:
@@ -873,12 +872,20 @@ def main(argv: list[str] | None = None) -> None:
             getattr(bench, section.replace("-", "_"))(loop)
     elapsed = time.monotonic() - started
     peers = (args.deflate_client, args.deflate_server)
-    print(report(bench.records, loops, peers))
     checks = targets(bench.records, args.loop)
-    print()
-    print(format_targets(checks, args.loop))
-    print(f"\n{len(bench.records)} measurements in {elapsed:.0f}s")
+    info["load_average_at_end"] = os.getloadavg()
+    text = "\n\n".join(
+        [
+            report(bench.records, loops, peers),
+            format_targets(checks, args.loop),
+            f"{len(bench.records)} measurements in {elapsed:.0f}s; load average "
+            f"{info['load_average_at_start'][0]:.1f} at start, "
+            f"{info['load_average_at_end'][0]:.1f} at end",
+        ]
+    )
+    print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.with_suffix(".txt").write_text(header + "\n" + text + "\n")
     document = {
         "machine": info,
         "config": {
@@ -890,6 +897,7 @@ def main(argv: list[str] | None = None) -> None:
             "warmup": args.warmup,
             "slice": args.slice,
             "count": args.count,
+            "rounds": args.rounds,
             "deflate_client": args.deflate_client,
             "deflate_server": args.deflate_server,
             "elapsed_seconds": elapsed,

@@ -36,6 +36,27 @@ from _common import FANOUT_SIZE, MAX_SIZE, payload, pin, raise_fd_limit, run, sa
 LIBS = ("wsjet-cb", "wsjet-co", "picows", "websockets", "aiohttp", "raw")
 BROADCAST = payload(FANOUT_SIZE)
 
+# wsjet.broadcast() frames a message once for all receivers; without it (an
+# older wsjet), the fan-out workload loops over send().
+try:
+    from wsjet.broadcast import broadcast as BROADCAST_HELPER
+except ImportError:  # pragma: no cover - depends on the wsjet version
+    BROADCAST_HELPER = None
+
+#: How each server fans out, reported to the driver.
+FANOUT_METHODS = {
+    "wsjet-cb": "wsjet.broadcast(server.clients.values(), msg)"
+    if BROADCAST_HELPER is not None
+    else "await client.writer.send() per client (no wsjet.broadcast)",
+    "wsjet-co": "wsjet.broadcast(server.connections, msg)"
+    if BROADCAST_HELPER is not None
+    else "await ws.send() per connection (no wsjet.broadcast)",
+    "picows": "transport.send() per transport (no broadcast helper)",
+    "websockets": "websockets.asyncio.server.broadcast()",
+    "aiohttp": "await ws.send_bytes() per connection (no broadcast helper)",
+    "raw": "n/a",
+}
+
 
 async def start_wsjet_cb(mode: str, deflate: bool) -> tuple[int, Any]:
     from wsjet.server import WebSocketServer
@@ -55,6 +76,16 @@ async def start_wsjet_cb(mode: str, deflate: bool) -> tuple[int, Any]:
             @client.message
             async def on_message(reader: Any) -> None:
                 await client.writer.send(await reader.get())
+
+    elif BROADCAST_HELPER is not None:
+        broadcast = BROADCAST_HELPER
+
+        @server.connection
+        async def on_connection(client: Any) -> None:
+            @client.message
+            async def on_message(reader: Any) -> None:
+                await reader.get()
+                broadcast(server.clients.values(), BROADCAST)
 
     else:
 
@@ -78,6 +109,13 @@ async def start_wsjet_co(mode: str, deflate: bool) -> tuple[int, Any]:
         async def handler(ws: Any) -> None:
             async for message in ws:
                 await ws.send(message)
+
+    elif BROADCAST_HELPER is not None:
+        broadcast = BROADCAST_HELPER
+
+        async def handler(ws: Any) -> None:
+            async for _ in ws:
+                broadcast(ws.server.connections, BROADCAST)
 
     else:
 
@@ -257,7 +295,7 @@ async def serve(lib: str, mode: str, deflate: bool) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping)
-    say(port=port, pid=os.getpid())
+    say(port=port, pid=os.getpid(), fanout=FANOUT_METHODS[lib])
     await stop
     with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
         await asyncio.wait_for(close(), 5)

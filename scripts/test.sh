@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# The test command: installs everything, then runs linters, type checks and every
-# test on both paths (compiled extension, then pure Python), Autobahn included.
+# The test command. On a fresh machine it installs everything (the virtual environment,
+# PyPI packages, Debian's chromium, Node's ws), then runs:
+#   1. ruff and mypy --strict;
+#   2. every test on the compiled path and asyncio, with branch coverage (core >= 95%);
+#   3. the Autobahn TestSuite (kosoku), all 517 cases, in both modes and on both faces;
+#   4. every test again on uvloop;
+#   5. every test again on the pure-Python path (WSJET_NO_EXTENSIONS=1), Autobahn
+#      without the compression sections (the pure and compiled paths differ only in
+#      masking, which tests/core/test_speedups_parity.py proves identical).
+# Extra arguments go to every pytest run (e.g. -x, -k NAME).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/install-system-deps.sh
 export PYTHONDEVMODE=1
+PYTEST=(.venv/bin/pytest -p no:cacheprovider)
+
 echo "== ruff" && .venv/bin/ruff check src tests bench && .venv/bin/ruff format --check src tests
 echo "== mypy --strict" && .venv/bin/mypy
-echo "== pytest (compiled path)"
-.venv/bin/pytest -p no:cacheprovider --cov=wsjet --cov-branch --cov-report=term:skip-covered \
-  --cov-fail-under=0 "$@"
-.venv/bin/coverage report --include='src/wsjet/core/*' --omit='src/wsjet/core/_speedups*' \
-  --fail-under=95
-echo "== pytest (compiled path, uvloop)"
-WSJET_TEST_LOOP=uvloop .venv/bin/pytest -p no:cacheprovider "$@"
-echo "== pytest (pure-Python path: WSJET_NO_EXTENSIONS=1)"
-WSJET_NO_EXTENSIONS=1 .venv/bin/pytest -p no:cacheprovider "$@"
+
+echo "== pytest: compiled path, asyncio, with coverage"
+"${PYTEST[@]}" -m "not autobahn" --cov=wsjet --cov-branch --cov-report=term:skip-covered "$@"
+.venv/bin/coverage report --include='src/wsjet/core/*' --fail-under=95
+
+echo "== Autobahn TestSuite: all cases, server mode (both faces) and client mode, concurrently"
+WSJET_AUTOBAHN_EXCLUDE="" WSJET_AUTOBAHN_PARALLELISM=2 \
+  "${PYTEST[@]}" -m autobahn -n 3 tests/autobahn "$@"
+.venv/bin/python tests/autobahn/write_conformance.py
+
+echo "== pytest: compiled path, uvloop"
+WSJET_TEST_LOOP=uvloop "${PYTEST[@]}" -m "not autobahn" "$@"
+
+echo "== pytest: pure-Python path (WSJET_NO_EXTENSIONS=1)"
+WSJET_NO_EXTENSIONS=1 "${PYTEST[@]}" -m "not autobahn" "$@"
+WSJET_NO_EXTENSIONS=1 "${PYTEST[@]}" -m autobahn -n 3 tests/autobahn "$@"

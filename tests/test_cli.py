@@ -283,20 +283,6 @@ async def websockets_echo(**options: Any) -> AsyncIterator[tuple[int, asyncio.Fu
         yield port, seen
 
 
-@pytest.fixture(scope="module")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 / localhost, made by openssl."""
-    folder = tmp_path_factory.mktemp("cli-tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
 # --- wsjet connect on a terminal ------------------------------------------------------------
 
 

@@ -23,7 +23,9 @@ async def echo(ws: wsjet.WebSocketServerProtocol) -> None:
 
 
 @pytest.mark.parametrize(("server_nct", "client_nct"), TAKEOVER)
-async def test_websockets_client_compressed_to_wsjet_server(server_nct: bool, client_nct: bool) -> None:
+async def test_websockets_client_compressed_to_wsjet_server(
+    server_nct: bool, client_nct: bool
+) -> None:
     async with wsjet.serve(echo, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         factory = ClientPerMessageDeflateFactory(
@@ -45,7 +47,9 @@ async def test_websockets_client_compressed_to_wsjet_server(server_nct: bool, cl
 
 
 @pytest.mark.parametrize(("server_nct", "client_nct"), TAKEOVER)
-async def test_wsjet_client_compressed_to_websockets_server(server_nct: bool, client_nct: bool) -> None:
+async def test_wsjet_client_compressed_to_websockets_server(
+    server_nct: bool, client_nct: bool
+) -> None:
     async def handler(ws: object) -> None:
         async for message in ws:  # type: ignore[attr-defined]
             await ws.send(message)  # type: ignore[attr-defined]
@@ -56,7 +60,9 @@ async def test_wsjet_client_compressed_to_websockets_server(server_nct: bool, cl
     async with ws_serve(handler, "127.0.0.1", 0, compression=None, extensions=[factory]) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         async with wsjet.connect(f"ws://127.0.0.1:{port}/") as client:
-            assert client.response_headers["Sec-WebSocket-Extensions"].startswith("permessage-deflate")
+            assert client.response_headers["Sec-WebSocket-Extensions"].startswith(
+                "permessage-deflate"
+            )
             for _ in range(2):
                 for message in MESSAGES:
                     await client.send(message)

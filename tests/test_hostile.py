@@ -16,6 +16,7 @@ import base64
 import contextlib
 import hashlib
 import logging
+import re
 import struct
 import time
 import zlib
@@ -47,7 +48,9 @@ def accept_for(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + GUID).digest())
 
 
-def response(key: bytes, *extra: bytes, accept: bytes | None = None, status: bytes = b"101") -> bytes:
+def response(
+    key: bytes, *extra: bytes, accept: bytes | None = None, status: bytes = b"101"
+) -> bytes:
     lines = [
         b"HTTP/1.1 " + status + b" Switching Protocols",
         b"Upgrade: websocket",
@@ -114,14 +117,18 @@ async def assert_no_leak(before: set[asyncio.Task[object]]) -> None:
 
 
 def send(data: Callable[[bytes], bytes]) -> Script:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: bytes) -> None:
+    async def script(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: bytes
+    ) -> None:
         writer.write(data(key))
 
     return script
 
 
 def send_then_close(data: Callable[[bytes], bytes]) -> Script:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: bytes) -> None:
+    async def script(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: bytes
+    ) -> None:
         writer.write(data(key))
         writer.transport.abort()
 
@@ -145,27 +152,49 @@ BAD_HANDSHAKES: dict[str, tuple[Script, type[Exception], dict[str, object]]] = {
         {},
     ),
     "server_max_window_bits=16": (
-        send(lambda key: response(key, b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=16")),
+        send(
+            lambda key: response(
+                key, b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=16"
+            )
+        ),
         NegotiationError,
         {},
     ),
     "server_max_window_bits=7": (
-        send(lambda key: response(key, b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=7")),
+        send(
+            lambda key: response(
+                key, b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=7"
+            )
+        ),
         NegotiationError,
         {},
     ),
     "server_max_window_bits=012": (
-        send(lambda key: response(key, b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=012")),
+        send(
+            lambda key: response(
+                key, b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=012"
+            )
+        ),
         NegotiationError,
         {},
     ),
     "server_max_window_bits without value": (
-        send(lambda key: response(key, b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits")),
+        send(
+            lambda key: response(
+                key, b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits"
+            )
+        ),
         NegotiationError,
         {},
     ),
     "client_max_window_bits=99999999999999999999": (
-        send(lambda key: response(key, b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=99999999999999999999")),
+        send(
+            lambda key: response(
+                key,
+                b"Sec-WebSocket-Extensions: permessage-deflate; "
+                b"client_max_window_bits=99999999999999999999",
+            )
+        ),
         NegotiationError,
         {},
     ),
@@ -175,7 +204,11 @@ BAD_HANDSHAKES: dict[str, tuple[Script, type[Exception], dict[str, object]]] = {
         {},
     ),
     "permessage-deflate twice": (
-        send(lambda key: response(key, b"Sec-WebSocket-Extensions: permessage-deflate, permessage-deflate")),
+        send(
+            lambda key: response(
+                key, b"Sec-WebSocket-Extensions: permessage-deflate, permessage-deflate"
+            )
+        ),
         NegotiationError,
         {},
     ),
@@ -185,7 +218,9 @@ BAD_HANDSHAKES: dict[str, tuple[Script, type[Exception], dict[str, object]]] = {
         {"compression": None},
     ),
     "unknown deflate parameter": (
-        send(lambda key: response(key, b"Sec-WebSocket-Extensions: permessage-deflate; constructor")),
+        send(
+            lambda key: response(key, b"Sec-WebSocket-Extensions: permessage-deflate; constructor")
+        ),
         NegotiationError,
         {},
     ),
@@ -361,7 +396,9 @@ async def test_bad_frames_from_server_fail_the_connection(name: str) -> None:
     extra, frames, code = BAD_FRAMES[name]
     before = other_tasks()
 
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: bytes) -> None:
+    async def script(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: bytes
+    ) -> None:
         writer.write(response(key, *([extra] if extra else [])) + frames)
 
     async with hostile(script) as peer:
@@ -471,9 +508,7 @@ FORGED = [
 
 def printable(text: str) -> bool:
     """No C0/C1 control character and no Unicode line or paragraph separator."""
-    return not any(
-        ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in text
-    )
+    return not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in text)
 
 
 async def test_log_lines_cannot_be_forged(caplog: pytest.LogCaptureFixture) -> None:
@@ -537,6 +572,20 @@ async def test_origin_allow_list_rejects_lookalikes(origin: bytes | None) -> Non
         assert answer.startswith(b"HTTP/1.1 101 "), answer[:40]
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [b"https://evil-example.com", b"https://example.com.evil.com", b"https://a.example.com:1"],
+)
+async def test_origin_pattern_matches_in_full(origin: bytes) -> None:
+    pattern = re.compile(r"https://([a-z0-9-]+\.)?example\.com")
+    async with wsjet.serve(None, "127.0.0.1", 0, origins=[pattern]) as server:
+        port = server.sockets[0].getsockname()[1]
+        answer = await exchange(port, handshake(b"Origin: " + origin))
+        assert answer.startswith(b"HTTP/1.1 403 "), answer[:40]
+        answer = await exchange(port, handshake(b"Origin: https://app.example.com"))
+        assert answer.startswith(b"HTTP/1.1 101 "), answer[:40]
+
+
 async def test_server_wide_connection_limit_answers_503() -> None:
     """Beyond ``max_connections`` a server answers 503, not an accepted socket that hangs."""
 
@@ -549,3 +598,18 @@ async def test_server_wide_connection_limit_answers_503() -> None:
         async with wsjet.connect(uri), wsjet.connect(uri):
             answer = await exchange(port, handshake())
             assert answer.startswith(b"HTTP/1.1 503 "), answer[:40]
+
+
+def test_no_secret_compared_with_equality() -> None:
+    """Timing-attack guard (the class of websockets CVE-2021-33880): credentials are
+    compared with ``hmac.compare_digest`` in wsjet.auth, and nowhere with ``==``."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(wsjet.__file__).parent
+    assert "hmac.compare_digest" in (root / "auth.py").read_text()
+    naive = re.compile(r"(password|passwd|secret|credential|token)\w*\s*[!=]=\s*\w", re.I)
+    for path in root.rglob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            assert not naive.search(code), f"{path}:{number}: {line.strip()}"

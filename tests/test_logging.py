@@ -32,7 +32,9 @@ async def test_frames_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
     assert any(line.startswith("> CLOSE") for line in lines)
 
 
-async def test_nothing_logged_below_info_when_debug_is_off(caplog: pytest.LogCaptureFixture) -> None:
+async def test_nothing_logged_below_info_when_debug_is_off(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with caplog.at_level(logging.INFO, logger="wsjet"):
         async with wsjet.serve(echo, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]

@@ -68,7 +68,7 @@ def test_core_never_imports_io_modules() -> None:
         "import wsjet.core.connection, wsjet.core.handshake, wsjet.core.http\n"
         "import wsjet.core.deflate, wsjet.core.uri, wsjet.core.frames, wsjet.core.events\n"
         "new = set(sys.modules) - before\n"
-        "print(','.join(sorted(m for m in new if m.split('.')[0] in %r)))\n" % FORBIDDEN
+        f"print(','.join(sorted(m for m in new if m.split('.')[0] in {FORBIDDEN!r})))\n"
     )
     result = subprocess.run(
         [sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True

@@ -74,7 +74,8 @@ def test_partial_handler_with_run_until_complete() -> None:
                 sys.executable,
                 "-c",
                 "import socket; s=socket.create_connection(('127.0.0.1',8765));"
-                "s.sendall(b'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'); print(s.recv(1000).decode())",
+                "s.sendall(b'GET / HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n');"
+                "print(s.recv(1000).decode())",
             ],
             stdout=subprocess.PIPE,
             text=True,

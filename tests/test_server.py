@@ -261,8 +261,10 @@ async def test_write_flow_control_send_waits_for_slow_reader() -> None:
                 return
             sent += 1
 
-    async with wsjet.serve(producer, "127.0.0.1", 0, write_limit=65536, close_timeout=UNIT) as server:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server), limit=1024)
+    async with wsjet.serve(
+        producer, "127.0.0.1", 0, write_limit=65536, close_timeout=UNIT
+    ) as server:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server), limit=1024)
         writer.transport.pause_reading()  # type: ignore[attr-defined]
         writer.write(HANDSHAKE)
         await asyncio.wait_for(blocked.wait(), 100 * UNIT)

@@ -71,10 +71,19 @@ _EXPORTS = {
     "TooManyRedirects": "wsjet.client",
     "ProxyError": "wsjet.proxy",
     "InvalidProxy": "wsjet.proxy",
+    "broadcast": "wsjet.broadcast",
+    "BroadcastResult": "wsjet.broadcast",
+    "SlowConsumerPolicy": "wsjet.broadcast",
+    "Backplane": "wsjet.pubsub",
+    "InProcessBackplane": "wsjet.pubsub",
+    "RedisBackplane": "wsjet.pubsub",
+    "run_workers": "wsjet.workers",
 }
 
 __all__ = [
     "Backoff",
+    "Backplane",
+    "BroadcastResult",
     "Buffer",
     "BufferFull",
     "Client",
@@ -86,6 +95,7 @@ __all__ = [
     "ConnectionClosedOK",
     "DeflateOptions",
     "Headers",
+    "InProcessBackplane",
     "InvalidHandshake",
     "InvalidHeader",
     "InvalidMessage",
@@ -104,10 +114,12 @@ __all__ = [
     "ProtocolError",
     "ProxyError",
     "ReconnectingClient",
+    "RedisBackplane",
     "Request",
     "Response",
     "Router",
     "Server",
+    "SlowConsumerPolicy",
     "State",
     "TooManyRedirects",
     "WebSocketClientProtocol",
@@ -119,10 +131,12 @@ __all__ = [
     "WebSocketWriter",
     "__version__",
     "basic_auth",
+    "broadcast",
     "chain_process_request",
     "connect",
     "reconnecting",
     "route",
+    "run_workers",
     "serve",
     "speedups_enabled",
     "unix_connect",
@@ -131,6 +145,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .auth import basic_auth
+    from .broadcast import BroadcastResult, SlowConsumerPolicy, broadcast
     from .client import (
         Client,
         InvalidRedirect,
@@ -166,12 +181,14 @@ if TYPE_CHECKING:
     )
     from .protocol import WebSocketCommonProtocol
     from .proxy import InvalidProxy, ProxyError
+    from .pubsub import Backplane, InProcessBackplane, RedisBackplane
     from .reconnect import Backoff, BufferFull, ReconnectingClient, reconnecting
     from .routing import Router, chain_process_request, route
     from .server import Server, WebSocketServer, WebSocketServerProtocol, serve, unix_serve
     from .stream.buffer import Buffer
     from .stream.reader import WebSocketReader
     from .stream.writer import WebSocketWriter
+    from .workers import run_workers
 
 
 def __getattr__(name: str) -> Any:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from .broadcast import BroadcastResult
 from .callbacks_client import Client
 from .core.frames import Close, CloseCode
 from .stream.reader import DEFAULT_READ_LIMIT
@@ -51,8 +52,9 @@ class WebSocketServer:
             ``max_queue``, ``ping_interval``, ``ping_timeout``,
             ``close_timeout``, ``open_timeout``, ``write_limit``,
             ``compression``, ``subprotocols``, ``origins``,
-            ``extra_headers``, ``process_request``, ``logger``, ``ssl``, ...
-            (``create_protocol`` is the callback face's own).
+            ``extra_headers``, ``process_request``, ``logger``, ``ssl``,
+            ``backplane``, ``slow_consumer``, ... (``create_protocol`` is the
+            callback face's own).
     """
 
     def __init__(
@@ -106,6 +108,28 @@ class WebSocketServer:
     def sockets(self) -> tuple[socket.socket, ...]:
         """The listening sockets."""
         return () if self.ws_server is None else self.ws_server.sockets
+
+    # --- topics -----------------------------------------------------------------------
+
+    def publish(self, topic: str, message: str | bytes | bytearray | memoryview) -> BroadcastResult:
+        """Send ``message`` to every client subscribed to ``topic``, without waiting.
+
+        Clients subscribe with :meth:`Client.subscribe <wsjet.client.Client.subscribe>`.
+        It goes through the server's backplane (the ``backplane`` option: in
+        this process by default, or a :class:`~wsjet.pubsub.RedisBackplane`
+        to reach the servers of other processes too); slow clients get the
+        ``slow_consumer`` option's policy. See :meth:`wsjet.server.Server.publish`.
+
+        Returns:
+            The deliveries to the subscribers of this process.
+
+        Raises:
+            RuntimeError: the server is not listening.
+            TypeError: ``message`` is neither ``str`` nor bytes-like.
+        """
+        if self.ws_server is None:
+            raise RuntimeError("the server is not listening")
+        return self.ws_server.publish(topic, message)
 
     # --- decorators -------------------------------------------------------------------
 

@@ -189,6 +189,28 @@ class Client:
         """The close reason received; ``None`` until closed."""
         return self._protocol.close_reason
 
+    @property
+    def subscriptions(self) -> frozenset[str]:
+        """The topics this client is subscribed to."""
+        return self._protocol.subscriptions
+
+    # --- topics -----------------------------------------------------------------------
+
+    def subscribe(self, topic: str) -> None:
+        """Receive what the server publishes to ``topic`` (``socket.publish(topic, message)``).
+
+        Subscribing twice is the same as once; subscriptions end when the
+        client disconnects.
+
+        Raises:
+            ConnectionClosed: the connection is already closed.
+        """
+        self._protocol.subscribe(topic)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Stop receiving what is published to ``topic``; nothing if not subscribed."""
+        self._protocol.unsubscribe(topic)
+
     # --- decorators -------------------------------------------------------------------
 
     def message(self, callback: _M) -> _M:

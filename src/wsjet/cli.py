@@ -6,7 +6,10 @@
     a 200). ``--echo`` runs a plain echo server instead; ``--certfile`` /
     ``--keyfile`` serve TLS; ``--unix PATH`` listens on a Unix socket. Once
     listening, it prints ``listening on URL`` on stdout (with ``--port 0`` that
-    tells the port the system picked). It logs to stderr.
+    tells the port the system picked). It logs to stderr. ``--workers N`` runs N
+    server processes sharing the port (``SO_REUSEPORT``) under a supervisor that
+    restarts a worker that dies and stops them all (1001) on SIGTERM / SIGINT;
+    the chat demo then has one room per worker.
 
 ``wsjet connect URL``
     An interactive client: every line read from stdin is sent as a text message,
@@ -36,6 +39,7 @@ from typing import Any, TextIO
 import wsjet
 from wsjet import ConnectionClosed, Request, Response, WebSocketServerProtocol
 
+from . import workers
 from .demo.chat import ChatRoom, plain_response
 
 __all__ = ["main"]
@@ -168,6 +172,9 @@ async def serve_command(args: argparse.Namespace) -> int:
         options["origins"] = [None if o == "none" else o for o in args.origin]
     if context is not None:
         options["ssl"] = context
+    in_worker = workers.worker_id() is not None
+    if in_worker:
+        options["reuse_port"] = True
     if args.unix is not None:
         _prepare_unix_path(args.unix)
         server_cm = wsjet.unix_serve(handler, args.unix, **options)
@@ -183,7 +190,9 @@ async def serve_command(args: argparse.Namespace) -> int:
         return 1
     try:
         async with server:
-            if args.unix is not None:
+            if in_worker:
+                workers.ready()  # the supervisor prints where it listens
+            elif args.unix is not None:
                 print(f"listening on unix:{args.unix} ({what})", flush=True)
                 logger.info("%s listening on Unix socket %s", what, args.unix)
             else:
@@ -201,6 +210,58 @@ async def serve_command(args: argparse.Namespace) -> int:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(args.unix)
     return 0
+
+
+async def _serve_worker(args: argparse.Namespace) -> int:
+    """One worker of ``wsjet serve --workers N`` (a fresh process: logging is set up again)."""
+    worker_format = LOG_FORMAT.replace("%(name)s", f"%(name)s [worker {workers.worker_id()}]")
+    logging.basicConfig(format=worker_format, level=logging.INFO, stream=sys.stderr)
+    return await serve_command(args)
+
+
+def serve_workers(args: argparse.Namespace) -> int:
+    """Run ``wsjet serve --workers N``: the supervisor of N ``serve`` processes."""
+    if args.unix is not None:
+        print("wsjet: --workers needs TCP: SO_REUSEPORT does not apply to --unix", file=sys.stderr)
+        return 2
+    try:
+        context = _server_tls(args.certfile, args.keyfile)  # fail here, not in every worker
+    except (OSError, ssl.SSLError) as exc:
+        print(f"wsjet: cannot load the TLS certificate or key: {exc}", file=sys.stderr)
+        return 1
+    try:
+        # Held until the end: it proves the port is free for SO_REUSEPORT sockets, and
+        # with --port 0 it picks the port every worker binds.
+        reserved = workers.bind_reuse_port(args.host, args.port)
+    except OSError as exc:
+        print(f"wsjet: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    with reserved:
+        sockname = reserved.getsockname()
+        args.port = sockname[1]
+        ws_scheme, http_scheme = ("wss", "https") if context is not None else ("ws", "http")
+        ws_path, what = ("/", "echo server") if args.echo else ("/ws", "chat demo")
+
+        def on_ready() -> None:
+            url = _format_url(ws_scheme, sockname, ws_path)
+            print(f"listening on {url} ({args.workers} workers)", flush=True)
+            logger.info("%s listening on %s with %d workers", what, url, args.workers)
+            if not args.echo:
+                page = _format_url(http_scheme, sockname, "/")
+                print(f"open {page} in a browser to chat (one room per worker)", flush=True)
+
+        factory, name = _loop_factory(args.loop)
+        logger.info("event loop: %s", name)
+        return workers.run_workers(
+            args.workers, _serve_worker, args, loop_factory=factory, on_ready=on_ready
+        )
+
+
+def _workers_count(value: str) -> int:
+    count = int(value)
+    if count < 1:
+        raise argparse.ArgumentTypeError("--workers must be at least 1")
+    return count
 
 
 # --- wsjet connect ----------------------------------------------------------------------
@@ -428,6 +489,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ORIGIN",
         help="allowed Origin (repeatable; 'none' allows clients that send none); others get 403",
     )
+    serve.add_argument(
+        "--workers",
+        type=_workers_count,
+        metavar="N",
+        help="run N server processes sharing the port (SO_REUSEPORT), restarted if they die",
+    )
     _add_loop_option(serve, argparse.SUPPRESS)
 
     connect = commands.add_parser(
@@ -473,7 +540,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             if args.keyfile and not args.certfile:
                 raise SystemExit("wsjet: --keyfile needs --certfile")
             logging.basicConfig(format=LOG_FORMAT, level=logging.INFO, stream=sys.stderr)
-            status = _run(serve_command(args), args.loop)
+            if args.workers is not None:
+                status = serve_workers(args)
+            else:
+                status = _run(serve_command(args), args.loop)
         else:
             level = logging.INFO if args.verbose else logging.WARNING
             logging.basicConfig(format=LOG_FORMAT, level=level, stream=sys.stderr)

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from .core.connection import Connection, MessageCodec, Side, State
 from .core.events import CloseReceived, DataReceived, PingReceived, PongReceived
@@ -30,6 +30,9 @@ from .exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
 )
+
+if TYPE_CHECKING:
+    from .pubsub import Topics
 
 __all__ = ["Data", "WebSocketCommonProtocol"]
 
@@ -122,6 +125,8 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self._pieces: list[Data] = []
         self._recv_waiter: asyncio.Future[Data] | None = None
         self._sink: Callable[[DataReceived], None] = self._assemble
+        # Topics this connection subscribed to (wsjet.pubsub), dropped when TCP closes.
+        self._subscriptions: set[str] = set()
 
     # --- public attributes ----------------------------------------------------------------
 
@@ -159,6 +164,12 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             return None
         rcvd = self.connection.close_rcvd if self.connection is not None else None
         return "" if rcvd is None else rcvd.reason
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes written but not sent yet: the transport's write buffer size."""
+        transport = self.transport
+        return 0 if transport is None else transport.get_write_buffer_size()
 
     @property
     def local_address(self) -> Any:
@@ -353,6 +364,40 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self._flush()
         if self._writing_paused:
             await self._drain()
+
+    # --- topics (wsjet.pubsub) -------------------------------------------------------------
+
+    @property
+    def subscriptions(self) -> frozenset[str]:
+        """The topics this connection is subscribed to."""
+        return frozenset(self._subscriptions)
+
+    def subscribe(self, topic: str) -> None:
+        """Receive the messages published to ``topic`` (``server.publish(topic, message)``).
+
+        Subscribing twice is the same as once. Subscriptions end when the
+        connection closes (TCP closed).
+
+        Raises:
+            ConnectionClosed: the connection is already closed.
+            RuntimeError: the connection has no topics to subscribe to (only
+                connections accepted by a wsjet server do).
+        """
+        if self._lost:
+            raise self._closed_error()
+        if topic not in self._subscriptions:
+            self._topics().subscribe(self, topic)
+            self._subscriptions.add(topic)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Stop receiving the messages published to ``topic``; nothing if not subscribed."""
+        if topic in self._subscriptions:
+            self._subscriptions.discard(topic)
+            self._topics().unsubscribe(self, topic)
+
+    def _topics(self) -> Topics:
+        """The topic registry of :meth:`subscribe`: a server's (see WebSocketServerProtocol)."""
+        raise RuntimeError("only connections accepted by a wsjet server can subscribe to topics")
 
     # --- closing --------------------------------------------------------------------------
 
@@ -612,6 +657,9 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self._drain_waiters.clear()
         if not self._closed.done():
             self._closed.set_result(None)
+        if self._subscriptions:
+            topics, self._subscriptions = self._subscriptions, set()
+            self._topics().drop(self, topics)
         self.on_connection_lost()
 
     def on_connection_lost(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, S
 from types import TracebackType
 from typing import Any
 
+from .broadcast import BroadcastResult, SlowConsumer, slow_consumer_policy
 from .core import handshake
 from .core.connection import State
 from .core.frames import CloseCode
@@ -23,6 +24,7 @@ from .core.http import Headers, HTTPLimits, Request, RequestReader, Response
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidOrigin
 from .extensions import Compression, negotiate_server
 from .protocol import WebSocketCommonProtocol
+from .pubsub import Backplane, InProcessBackplane, Topics
 
 __all__ = ["Server", "WebSocketServer", "WebSocketServerProtocol", "serve", "unix_serve"]
 
@@ -293,6 +295,10 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
                 self.transport.abort()
             raise
 
+    def _topics(self) -> Topics:
+        """The server's topic registry: :meth:`subscribe` registers there."""
+        return self.server.topics
+
     def on_connection_lost(self) -> None:
         """Unregister from the server; stop the open timer."""
         if self._open_timer is not None:
@@ -316,15 +322,56 @@ def _check_origins(origins: Sequence[OriginRule] | None) -> list[OriginRule] | N
 class Server:
     """A running WebSocket server: a listening :class:`asyncio.Server` and its connections.
 
+    Args:
+        close_timeout: see :func:`serve`.
+        backplane: carries :meth:`publish` to subscribers; a new
+            :class:`~wsjet.pubsub.InProcessBackplane` by default.
+        slow_consumer: what broadcasts (and publish) do with a connection
+            whose unsent data passes a bound (see
+            :class:`~wsjet.broadcast.SlowConsumerPolicy`): ``"skip"`` (the
+            default, past 1 MiB), ``"close"``, or a policy.
+
     Attributes:
         connections: the open (and opening) connections.
+        backplane: the backplane :meth:`publish` goes through.
+        slow_consumer: the slow-consumer policy of this server's broadcasts.
+        topics: the subscriptions of this server's connections.
     """
 
-    def __init__(self, close_timeout: float = 10) -> None:
+    def __init__(
+        self,
+        close_timeout: float = 10,
+        *,
+        backplane: Backplane | None = None,
+        slow_consumer: SlowConsumer | None = None,
+    ) -> None:
         self.connections: set[WebSocketServerProtocol] = set()
         self.server: asyncio.Server | None = None
         self.close_timeout = close_timeout
         self._closing: asyncio.Task[None] | None = None
+        self.backplane: Backplane = InProcessBackplane() if backplane is None else backplane
+        self.slow_consumer = slow_consumer_policy(slow_consumer)
+        self.topics = Topics(self.backplane, slow_consumer=self.slow_consumer)
+
+    def publish(self, topic: str, message: str | bytes | bytearray | memoryview) -> BroadcastResult:
+        """Send ``message`` to every connection subscribed to ``topic``, without waiting.
+
+        It goes through :attr:`backplane`: the subscribers of this server (and
+        of the servers sharing the backplane in this process) have it queued
+        when this returns; a :class:`~wsjet.pubsub.RedisBackplane` forwards it
+        to the other servers in the background.
+
+        Args:
+            topic: the topic, as connections passed it to ``subscribe()``.
+            message: ``str`` for a text message, bytes-like for a binary one.
+
+        Returns:
+            The deliveries to the subscribers of this process.
+
+        Raises:
+            TypeError: ``message`` is neither ``str`` nor bytes-like.
+        """
+        return self.backplane.publish(topic, message)
 
     def register(self, protocol: WebSocketServerProtocol) -> None:
         """Track a new connection."""
@@ -375,6 +422,7 @@ class Server:
                     protocol._flush()
             elif protocol.state is State.CONNECTING and protocol.transport is not None:
                 protocol.transport.abort()
+        await self.backplane.detach(self.topics)
         tasks = [p.handler_task for p in list(self.connections) if p.handler_task is not None]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=self.close_timeout + SHUTDOWN_GRACE)
@@ -431,7 +479,9 @@ class serve:
     offered) -> str | None``), ``extra_headers``, ``compression``,
     ``process_request``, ``process_response``, ``open_timeout``,
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``max_size``,
-    ``max_queue``, ``write_limit``, ``logger``. Any other keyword goes to
+    ``max_queue``, ``write_limit``, ``logger``; for :class:`Server`,
+    ``backplane`` and ``slow_consumer`` (see :meth:`Server.publish` and
+    :func:`~wsjet.broadcast.broadcast`). Any other keyword goes to
     :meth:`asyncio.loop.create_server` (``ssl``, ``sock``, ``reuse_port``, ...).
     """
 
@@ -448,6 +498,8 @@ class serve:
         self.host = host
         self.port = port
         self.create_protocol = create_protocol or WebSocketServerProtocol
+        backplane: Backplane | None = kwargs.pop("backplane", None)
+        slow_consumer: SlowConsumer | None = kwargs.pop("slow_consumer", None)
         self.options = {k: v for k, v in kwargs.items() if k in _PROTOCOL_OPTIONS}
         self.server_options = {k: v for k, v in kwargs.items() if k not in _PROTOCOL_OPTIONS}
         # A router (wsjet.route) carries its own 404 hook: install it unless one was given.
@@ -456,7 +508,11 @@ class serve:
             self.options["process_request"] = router_hook
         if "origins" in self.options:  # a mistake shows here, not at the first connection
             self.options["origins"] = _check_origins(self.options["origins"])
-        self.ws_server = Server(close_timeout=self.options.get("close_timeout", 10))
+        self.ws_server = Server(
+            close_timeout=self.options.get("close_timeout", 10),
+            backplane=backplane,
+            slow_consumer=slow_consumer,
+        )
         self._unix_path: str | None = None
 
     async def _create(self) -> Server:
@@ -473,6 +529,7 @@ class serve:
         else:
             server = await loop.create_server(factory, self.host, self.port, **self.server_options)
         self.ws_server.server = server
+        await self.ws_server.backplane.attach(self.ws_server.topics)
         return self.ws_server
 
     def __await__(self) -> Generator[Any, None, Server]:

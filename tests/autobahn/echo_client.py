@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import sys
 import traceback
 from collections import Counter
@@ -168,6 +169,8 @@ async def amain(args: argparse.Namespace) -> int:
     outcomes = ",".join(f"{k}={v}" for k, v in sorted(client.outcomes.items()))
     print(f"OUTCOMES {outcomes}", flush=True)
     print(f"UNEXPECTED {client.unexpected}", flush=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"CPU {usage.ru_utime + usage.ru_stime:.2f}", flush=True)
     if not updated:
         print("updateReports failed", file=sys.stderr, flush=True)
         return 2

@@ -31,6 +31,10 @@ Command line (for manual runs; the pytest entry point is test_autobahn.py)::
     python tests/autobahn/harness.py --mode server --impl websockets [--face coroutine]
         [--include GLOB,...] [--exclude GLOB,...] [--parallelism N] [--no-compression]
         [--timeout S] [--html]
+
+A glob prefixed ``server:`` or ``client:`` only applies in that mode, e.g.
+``--exclude '12.*,13.*,client:9.7.*'``. Kosoku rejects an include glob that
+matches no case (the run then reports kosoku's ValueError).
 """
 
 from __future__ import annotations
@@ -209,6 +213,15 @@ class _Child:
         except subprocess.TimeoutExpired:
             raise self.failure(f"still running after {timeout:.0f}s (killed)") from None
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time used so far by the (still running) child; Linux only."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            return None
+
     def stop(self, grace: float = 5.0) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -314,8 +327,9 @@ def _run_server_mode(
         data = _read_results(results_json, runner)
         if server.proc.poll() is not None:
             raise server.failure(f"died during the run ({server.describe_exit()})")
+        server_cpu = server.cpu_seconds()
     peer = {
-        "exit": server.describe_exit(),
+        "cpu_seconds": server_cpu,
         "unexpected_exceptions": _count_unexpected(server.log_path),
         "log": _rel(server.log_path),
     }
@@ -383,8 +397,9 @@ def _run_client_mode(
         summary_lines = {
             ln.split(" ", 1)[0]: ln.split(" ", 1)[1] for ln in client.out.lines if " " in ln
         }
+    cpu = summary_lines.get("CPU")
     peer = {
-        "exit": client.describe_exit(),
+        "cpu_seconds": float(cpu) if cpu else None,
         "unexpected_exceptions": _count_unexpected(client.log_path),
         "outcomes": summary_lines.get("OUTCOMES", ""),
         "log": _rel(client.log_path),
@@ -437,6 +452,7 @@ def summarise(data: dict[str, Any] | None, **meta: Any) -> dict[str, Any]:
             | {k: v for k, v in behavior_close.items() if k not in BEHAVIOR_CLOSES},
             "passed": sum(1 for r in results if case_passes(r)),
             "kosoku_elapsed_seconds": round((data or {}).get("elapsed", 0.0), 2),
+            "kosoku_cpu_seconds": round((data or {}).get("cpu_seconds", 0.0), 1),
             "kosoku_failure_message": (data or {}).get("failure_message"),
             "slowest_cases_ms": {
                 r["case_id"]: r["duration_ms"]
@@ -599,6 +615,8 @@ def run(
     summary["wall_seconds"] = round(time.monotonic() - started, 1)
     # CPU burnt by kosoku + the echo peer: a load-independent cost measure.
     summary["cpu_seconds"] = round(_children_cpu() - cpu_before, 1)
+    if peer.get("cpu_seconds") is not None:
+        peer["cpu_seconds"] = round(peer["cpu_seconds"], 1)
     summary["harness_error"] = error
     summary["peer"] = peer
     summary["html_report"] = _rel(html_dir / "index.html") if html_dir else None

@@ -20,7 +20,7 @@ It also lets the harness enforce a hard timeout by killing the process.
 
 The JSON written to --out::
 
-    {"mode": ..., "elapsed": seconds, "failure_message": str | null,
+    {"mode": ..., "elapsed": seconds, "cpu_seconds": ..., "failure_message": str | null,
      "error": str | null, "results": [ {case fields...}, ... ]}
 """
 
@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -112,9 +113,11 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
         write_reports(results, args.report_dir)
 
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "mode": args.mode,
         "elapsed": elapsed,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "failure_message": failure_message,
         "error": None,
         "results": [result_to_dict(r) for r in results],

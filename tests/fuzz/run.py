@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_atheris(target: str, libfuzzer_args: list[str]) -> None:
+def run_atheris(target: str, libfuzzer_args: list[str], timeout: int = 1) -> None:
     import atheris
 
     with atheris.instrument_imports(include=["wsjet"]):
@@ -31,7 +31,17 @@ def run_atheris(target: str, libfuzzer_args: list[str]) -> None:
     corpus = Path(tempfile.mkdtemp(prefix=f"wsjet-fuzz-{target}-"))
     for i, data in enumerate(seeds(target)):
         (corpus / f"seed-{i}").write_bytes(data)
-    args = [sys.argv[0], "-timeout=1", "-rss_limit_mb=256", *libfuzzer_args, str(corpus)]
+    artifacts = Path(tempfile.gettempdir()) / "wsjet-fuzz-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    args = [
+        sys.argv[0],
+        f"-timeout={timeout}",
+        "-rss_limit_mb=256",
+        "-max_len=65536",
+        f"-artifact_prefix={artifacts}/{target}-",
+        *libfuzzer_args,
+        str(corpus),
+    ]
     atheris.Setup(args, TARGETS[target])
     atheris.Fuzz()
 
@@ -44,7 +54,7 @@ def run_builtin(target: str, runs: int) -> int:
     return fuzz(TARGETS[target], seeds(target), runs)
 
 
-def run_all(runs: int, driver: str, jobs: int) -> int:
+def run_all(runs: int, driver: str, jobs: int, timeout: int = 1) -> int:
     from tests.fuzz.targets import TARGETS
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -57,7 +67,7 @@ def run_all(runs: int, driver: str, jobs: int) -> int:
         while pending and len(running) < jobs:
             name = pending.pop(0)
             cmd = [sys.executable, "-m", "tests.fuzz.run", name, "--driver", driver]
-            cmd += [f"-runs={runs}"] if driver == "atheris" else ["--runs", str(runs)]
+            cmd += ["--runs", str(runs), "--timeout", str(timeout)]
             proc = subprocess.Popen(
                 cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
             )
@@ -69,28 +79,37 @@ def run_all(runs: int, driver: str, jobs: int) -> int:
         execs = max((int(x) for group in match for x in group if x), default=0)
         result = "ok" if proc.returncode == 0 else f"CRASH (exit {proc.returncode})"
         failed += proc.returncode != 0
-        print(f"{name:24} {execs:>10} {elapsed:>8.1f} {execs / elapsed:>8.0f}  {result}", flush=True)
+        print(
+            f"{name:24} {execs:>10} {elapsed:>8.1f} {execs / elapsed:>8.0f}  {result}", flush=True
+        )
         if proc.returncode != 0:
             print(output[-4000:])
     return failed
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("target", nargs="?")
     parser.add_argument("--all", action="store_true")
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--driver", choices=["atheris", "builtin"], default="atheris")
+    parser.add_argument(
+        "--timeout", type=int, default=1, help="seconds per input before libFuzzer calls it a hang"
+    )
     args, rest = parser.parse_known_args()
     if args.all:
-        sys.exit(1 if run_all(args.runs, args.driver, args.jobs) else 0)
+        sys.exit(1 if run_all(args.runs, args.driver, args.jobs, args.timeout) else 0)
     if args.target is None:
         parser.error("name a target or use --all")
     if args.driver == "builtin":
         print(f"ran {run_builtin(args.target, args.runs)} inputs")
         return
-    run_atheris(args.target, rest)
+    if not any(arg.startswith("-runs=") for arg in rest) and "--runs" in sys.argv:
+        rest.append(f"-runs={args.runs}")
+    run_atheris(args.target, rest, args.timeout)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ RESPONSE = (
 )
 
 
-def frame(opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False, masked: bool) -> bytes:
+def frame(
+    opcode: int, payload: bytes, *, fin: bool = True, rsv1: bool = False, masked: bool
+) -> bytes:
     first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
     bit = 0x80 if masked else 0
     n = len(payload)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -53,7 +54,7 @@ class ServerProcess:
         self.port = 0
         self.pid = 0
         self._proc: asyncio.subprocess.Process | None = None
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self._lock = asyncio.Lock()
         self._stderr_text = ""
 
@@ -260,10 +261,8 @@ def reset(writer: asyncio.StreamWriter) -> None:
     """Close with a TCP RST (SO_LINGER 0) instead of a FIN."""
     sock = writer.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     writer.transport.abort()
 
 

@@ -44,10 +44,10 @@ async def _one(port: int, i: int) -> str:
     stage = stage_of(i)
     try:
         if stage == "mid-handshake":
-            reader, writer = await connect_tcp(port)
+            _, writer = await connect_tcp(port)
             writer.write(request()[:40])
         else:
-            reader, writer, _ = await open_raw(port)
+            _, writer, _head = await open_raw(port)
             if stage == "mid-frame":
                 writer.write(header(0x2, 1000) + b"x" * 10)
             elif stage == "mid-fragmented":

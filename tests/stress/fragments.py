@@ -29,7 +29,9 @@ def fragments(count: int, payload: bytes) -> list[bytes]:
     return out
 
 
-async def _attack(server: ServerProcess, frames: list[bytes], expect_echo: int | None) -> dict[str, Any]:
+async def _attack(
+    server: ServerProcess, frames: list[bytes], expect_echo: int | None
+) -> dict[str, Any]:
     reader, writer, _ = await open_raw(server.port)
     before = await server.stats(trim=True)
     await server.command("reset_hwm")
@@ -50,7 +52,7 @@ async def _attack(server: ServerProcess, frames: list[bytes], expect_echo: int |
         result["close_code"] = await read_close(reader, 60)
     else:
         try:
-            opcode, fin, payload = await asyncio.wait_for(read_frame(reader), 60)
+            _, fin, payload = await asyncio.wait_for(read_frame(reader), 60)
             result["echo_ok"] = fin and len(payload) == expect_echo
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
             result["echo_ok"] = False

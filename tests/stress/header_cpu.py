@@ -13,6 +13,9 @@ Two measurements:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +25,7 @@ from wsjet.core.http import RequestReader
 from wsjet.exceptions import InvalidHandshake
 from wsjet.extensions import negotiate_server
 
-from ._util import ServerProcess, cli, connect_tcp, gather_limited, request
+from ._util import ROOT, ServerProcess, child_env, cli, connect_tcp, gather_limited, request
 
 FULL = {"size": 8192, "reps": 200, "server_requests": 200, "dripped": 4}
 SHORT = {"size": 8192, "reps": 30, "server_requests": 30, "dripped": 1}
@@ -39,9 +42,14 @@ ADVERSARIAL: dict[str, tuple[bytes, Callable[[int], bytes]]] = {
     ),
     "Extensions valid offers": (
         b"Sec-WebSocket-Extensions",
-        lambda n: b", ".join([b"x-unknown; a=1", b"permessage-deflate; client_max_window_bits"] * n),
+        lambda n: b", ".join(
+            [b"x-unknown; a=1", b"permessage-deflate; client_max_window_bits"] * n
+        ),
     ),
-    "Extensions quoted": (b"Sec-WebSocket-Extensions", lambda n: b'x; y="' + b"\\a" * (n // 2 - 5) + b'"'),
+    "Extensions quoted": (
+        b"Sec-WebSocket-Extensions",
+        lambda n: b'x; y="' + b"\\a" * (n // 2 - 5) + b'"',
+    ),
     "Extensions unterminated": (b"Sec-WebSocket-Extensions", lambda n: b'x; y="' + b"\\a" * n),
     "Extensions OWS": (b"Sec-WebSocket-Extensions", lambda n: b"x" + b" \t" * n + b";"),
     "Extensions commas": (b"Sec-WebSocket-Extensions", lambda n: b", " * n + b"x"),
@@ -94,7 +102,8 @@ def _cpu_per_call(fn: Callable[[], None], reps: int) -> float:
     return best
 
 
-async def run(size: int, reps: int, server_requests: int, dripped: int) -> dict[str, Any]:
+def parser_figures(size: int, reps: int) -> dict[str, Any]:
+    """The in-process measurements; run in a clean child (no coverage, no dev mode)."""
     origins = frozenset({"https://example.com"})
     parser_ms: dict[str, float] = {}
     linearity: dict[str, float] = {}
@@ -113,13 +122,39 @@ async def run(size: int, reps: int, server_requests: int, dripped: int) -> dict[
         linearity[kind] = extra_full / (8 * extra_small) if extra_full > 2e-4 else 0.0
     # Informational: a whole 64 KiB header block of adversarial Extensions values
     # (7 lines of 8 KiB, the most the block limit lets through).
-    line = build("Extensions params", size).split(b"\r\n")[6]
+    name = b"Sec-WebSocket-Extensions: "
+    line = name + b"x" + b";a=b" * ((size - len(name) - 1) // 4)  # valid to its end
     block = request(extra=(line + b"\r\n") * 7)
     block_ms = _cpu_per_call(lambda: server_path(block, origins), max(reps // 5, 3)) * 1000
     drip_ms = {}
     for n in (size // 4, size // 2, size):
         data = build("Extensions params", n)
         drip_ms[n] = _cpu_per_call(lambda data=data: dripped_path(data), max(reps // 10, 3)) * 1000
+    worst = max(parser_ms, key=lambda k: parser_ms[k])
+    return {
+        "parser_ms": {k: round(v, 3) for k, v in parser_ms.items()},
+        "parser_worst_ms": parser_ms[worst],
+        "parser_worst_kind": worst,
+        "parser_linearity": {k: round(v, 2) for k, v in linearity.items()},
+        "parser_64k_block_ms (info)": block_ms,
+        "parser_dripped_ms": {str(k): round(v, 3) for k, v in drip_ms.items()},
+    }
+
+
+async def run(size: int, reps: int, server_requests: int, dripped: int) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "import json, sys, tests.stress.header_cpu as m;"
+        "print(json.dumps(m.parser_figures(int(sys.argv[1]), int(sys.argv[2]))))",
+        str(size),
+        str(reps),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env=child_env(),
+    )
+    out, _ = await proc.communicate()
+    figures = json.loads(out)
 
     async with ServerProcess("echo", {"compression": "deflate"}) as server:
         port = server.port
@@ -127,10 +162,8 @@ async def run(size: int, reps: int, server_requests: int, dripped: int) -> dict[
         async def one(data: bytes) -> None:
             reader, writer = await connect_tcp(port)
             writer.write(data)
-            try:
+            with contextlib.suppress(TimeoutError, ConnectionError, asyncio.IncompleteReadError):
                 await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-                pass
             writer.transport.abort()
 
         async def drip(data: bytes) -> None:
@@ -140,10 +173,8 @@ async def run(size: int, reps: int, server_requests: int, dripped: int) -> dict[
                 await writer.drain()
                 if i % 16 == 0:
                     await asyncio.sleep(0)
-            try:
+            with contextlib.suppress(TimeoutError, ConnectionError, asyncio.IncompleteReadError):
                 await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-            except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
-                pass
             writer.transport.abort()
 
         # Baseline: CPU per plain valid request, to subtract connection overhead.
@@ -169,19 +200,13 @@ async def run(size: int, reps: int, server_requests: int, dripped: int) -> dict[
             stats = await server.stats()
             server_drip_ms[n] = (stats["cpu"] - cpu0) / dripped * 1000
             server_drip_ms[f"reads_{n}"] = (stats["reads"] - reads0) / dripped
-    worst = max(parser_ms, key=lambda k: parser_ms[k])
     return {
         "size": size,
-        "parser_ms": {k: round(v, 3) for k, v in parser_ms.items()},
-        "parser_worst_ms": parser_ms[worst],
-        "parser_worst_kind": worst,
-        "parser_linearity": {k: round(v, 2) for k, v in linearity.items()},
-        "parser_64k_block_ms (info)": block_ms,
-        "parser_dripped_ms": {k: round(v, 3) for k, v in drip_ms.items()},
+        **figures,
         "server_plain_request_ms": plain_ms,
         "server_ms": {k: round(v, 3) for k, v in server_ms.items()},
         "server_worst_extra_ms": max(server_ms.values()) - plain_ms,
-        "server_dripped_ms": {k: round(v, 3) for k, v in server_drip_ms.items()},
+        "server_dripped_ms": {str(k): round(v, 3) for k, v in server_drip_ms.items()},
     }
 
 
@@ -195,7 +220,7 @@ def check(r: dict[str, Any]) -> list[str]:
     bad = {k: v for k, v in r["parser_linearity"].items() if v > 2.0}
     if bad:
         failures.append(f"superlinear parsing: {bad}")
-    drip = r["parser_dripped_ms"]
+    drip = {int(k): v for k, v in r["parser_dripped_ms"].items()}
     sizes = sorted(drip)
     if drip[sizes[-1]] > 4 * drip[sizes[0]] * 1.5:
         failures.append(f"dripped parsing is superlinear: {drip}")

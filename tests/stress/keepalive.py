@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import time
 from typing import Any
@@ -71,28 +72,30 @@ async def run(ignorers: int, busy: int, busy_s: float) -> dict[str, Any]:
         async def busy_peer(_: int) -> None:
             nonlocal volume
             uri = f"ws://127.0.0.1:{server.port}/"
-            async with wsjet.connect(uri, compression=None) as ws:
-                deadline = time.monotonic() + busy_s
-                chunk = b"b" * 65536
+            ws = await wsjet.connect(uri, compression=None)
+            deadline = time.monotonic() + busy_s
+            chunk = b"b" * 65536
 
-                async def reader() -> None:
-                    nonlocal volume
+            async def reader() -> None:
+                nonlocal volume
+                with contextlib.suppress(wsjet.ConnectionClosedOK):
                     while True:
                         volume += len(await ws.recv())
 
-                task = asyncio.create_task(reader())
-                try:
-                    while time.monotonic() < deadline:
-                        await ws.send(chunk)
-                        if task.done():
-                            break
-                    await asyncio.sleep(0)
-                    if task.done():
-                        exc = task.exception()
-                        closed_early.append(f"{type(exc).__name__}: {exc}")
-                finally:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
+            task = asyncio.create_task(reader())
+            try:
+                while time.monotonic() < deadline and not task.done():
+                    await ws.send(chunk)
+            except wsjet.ConnectionClosed as exc:
+                closed_early.append(f"send: {type(exc).__name__}: {exc}")
+            # Close while still reading, as a healthy peer does.
+            await ws.close()
+            try:
+                await task
+            except wsjet.ConnectionClosed as exc:
+                closed_early.append(f"recv: {type(exc).__name__}: {exc}")
+            if ws.close_code != 1000:
+                closed_early.append(f"closed with {ws.close_code}")
 
         try:
             await gather_limited(busy, busy, busy_peer)

@@ -28,7 +28,9 @@ CASES: dict[str, tuple[bytes, bool, int]] = {
     "2**63-1": (header(0x2, (1 << 63) - 1), False, 1009),
     "max_size+1": (header(0x2, MAX_SIZE + 1), False, 1009),
     "max_size+1 in a continuation": (
-        header(0x2, 0, fin=False) + header(0x0, MAX_SIZE + 1), False, 1009,
+        header(0x2, 0, fin=False) + header(0x0, MAX_SIZE + 1),
+        False,
+        1009,
     ),
     "2**63-1 compressed (RSV1)": (header(0x2, (1 << 63) - 1, rsv1=True), True, 1009),
     "2**53 compressed (RSV1)": (header(0x2, 1 << 53, rsv1=True), True, 1009),

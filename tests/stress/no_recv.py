@@ -32,7 +32,7 @@ async def _variant(
     extensions = "permessage-deflate; client_max_window_bits" if inflated != len(message) else None
     before = await server.stats(trim=True)
     await server.command("reset_hwm")
-    reader, writer, _ = await open_raw(server.port, extensions=extensions)
+    _, writer, _ = await open_raw(server.port, extensions=extensions)
     per_batch = max(1, (4 * MiB) // len(message))
     batch = message * per_batch
     sent_messages = 0
@@ -70,9 +70,7 @@ async def run(total: int, max_size: int, max_queue: int, stall_s: float) -> dict
     async with ServerProcess("sink", options) as server:
         plain = await _variant(server, frame(0x2, bytes(max_size)), max_size, total, stall_s)
     async with ServerProcess("sink", options) as server:
-        compressed = await _variant(
-            server, _compressed_message(max_size), max_size, total, stall_s
-        )
+        compressed = await _variant(server, _compressed_message(max_size), max_size, total, stall_s)
     return {
         "max_queue": max_queue,
         "max_size": max_size,
@@ -87,7 +85,9 @@ def check(r: dict[str, Any]) -> list[str]:
     for name in ("plain", "compressed"):
         figures = r[name]
         if not figures["stalled"]:
-            failures.append(f"{name}: the server kept reading ({figures['inflated_mib_written']} MiB)")
+            failures.append(
+                f"{name}: the server kept reading ({figures['inflated_mib_written']} MiB)"
+            )
         if figures["peak_rss_growth_kib"] > budget:
             failures.append(
                 f"{name}: peak RSS +{figures['peak_rss_growth_kib']} KiB"

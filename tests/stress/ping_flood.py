@@ -23,7 +23,7 @@ async def run(total: int, stall_s: float, write_limit: int) -> dict[str, Any]:
     async with ServerProcess("echo", {"write_limit": write_limit, "compression": None}) as server:
         before = await server.stats(trim=True)
         await server.command("reset_hwm")
-        reader, writer, _ = await open_raw(server.port, rcvbuf=4096)
+        _, writer, _ = await open_raw(server.port, rcvbuf=4096)
         writer.transport.pause_reading()  # type: ignore[attr-defined]
         ping = frame(0x9, b"p" * 125)
         batch = ping * (MiB // len(ping))

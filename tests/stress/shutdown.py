@@ -9,12 +9,11 @@ sees 1001; and ``server.close()`` + ``wait_closed()`` finish within
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import wsjet
 
-from ._util import ServerProcess, cli, gather_limited
+from ._util import ServerProcess, cli
 
 FULL = {"clients": 1000, "messages": 10, "close_timeout": 10.0}
 SHORT = {"clients": 100, "messages": 10, "close_timeout": 3.0}
@@ -77,7 +76,8 @@ def check(r: dict[str, Any]) -> list[str]:
         failures.append(f"close codes {r['close_codes']}, want 1001 for all")
     if r["shutdown_s"] >= r["close_timeout"]:
         failures.append(
-            f"shutdown took {r['shutdown_s']:.2f} s, not under close_timeout ({r['close_timeout']} s)"
+            f"shutdown took {r['shutdown_s']:.2f} s, "
+            f"not under close_timeout ({r['close_timeout']} s)"
         )
     if r["client_errors"]:
         failures.append(f"client errors: {r['client_errors']}")

@@ -21,7 +21,7 @@ async def run(duration: float, write_limit: int) -> dict[str, Any]:
     async with ServerProcess("producer", options, {"size": 65536}) as server:
         before = await server.stats(trim=True)
         await server.command("reset_hwm")
-        reader, writer, _ = await open_raw(server.port, rcvbuf=4096)
+        _, writer, _ = await open_raw(server.port, rcvbuf=4096)
         writer.transport.pause_reading()  # type: ignore[attr-defined]
         await asyncio.sleep(duration)
         during = await server.stats()

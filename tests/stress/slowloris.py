@@ -16,7 +16,9 @@ FULL = {"dripping": 200, "silent": 200, "open_timeout": 10.0, "tolerance_s": 1.0
 SHORT = {"dripping": 50, "silent": 50, "open_timeout": 2.0, "tolerance_s": 1.0}
 
 
-async def run(dripping: int, silent: int, open_timeout: float, tolerance_s: float) -> dict[str, Any]:
+async def run(
+    dripping: int, silent: int, open_timeout: float, tolerance_s: float
+) -> dict[str, Any]:
     async with ServerProcess("echo", {"open_timeout": open_timeout}) as server:
         before = await server.stats(trim=True)
         await server.command("reset_hwm")

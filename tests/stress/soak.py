@@ -96,7 +96,8 @@ def check(r: dict[str, Any]) -> list[str]:
         failures.append(f"RSS drifted by {r['rss_drift_kib']} KiB")
     if r["fds_after"] != r["fds_before"] or r["tasks_after"] != r["tasks_before"]:
         failures.append(
-            f"fds {r['fds_before']} -> {r['fds_after']}, tasks {r['tasks_before']} -> {r['tasks_after']}"
+            f"fds {r['fds_before']} -> {r['fds_after']}, "
+            f"tasks {r['tasks_before']} -> {r['tasks_after']}"
         )
     if r["server_errors"]:
         failures.append(f"{r['server_errors']} server error logs")
