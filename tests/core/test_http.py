@@ -315,12 +315,12 @@ BAD_REQUESTS = [
     (b"GET /\r\n\r\n", "invalid request line"),
     (b"GET  / HTTP/1.1\r\n\r\n", "invalid request line"),
     (b"GET / HTTP/1.1 \r\n\r\n", "invalid request line"),
-    (b"GET\t/ HTTP/1.1\r\n\r\n", "invalid request line"),
+    (b"GET\t/ HTTP/1.1\r\n\r\n", "not an HTTP request"),
     (b" / HTTP/1.1\r\n\r\n", "invalid method"),
     (b"G(T / HTTP/1.1\r\n\r\n", "invalid method"),
-    (b"GET /\xe9 HTTP/1.1\r\n\r\n", "invalid request target"),
-    (b"GET /\x7f HTTP/1.1\r\n\r\n", "invalid request target"),
-    (b"GET /\x00 HTTP/1.1\r\n\r\n", "invalid request target"),
+    (b"GET /\xe9 HTTP/1.1\r\n\r\n", "not an HTTP request"),
+    (b"GET /\x7f HTTP/1.1\r\n\r\n", "not an HTTP request"),
+    (b"GET /\x00 HTTP/1.1\r\n\r\n", "not an HTTP request"),
     (b"GET / HTTP/1.0\r\n\r\n", "unsupported HTTP version"),
     (b"GET / HTTP/2.0\r\n\r\n", "unsupported HTTP version"),
     (b"GET / HTTP/1.11\r\n\r\n", "invalid start line"),
@@ -661,3 +661,22 @@ def test_response_limits() -> None:
         parse_response(b"HTTP/1.1 200 OK\r\n" + b"A: b\r\n" * 5 + b"\r\n", limits=SMALL)
     with pytest.raises(InvalidMessage, match="obsolete line folding"):
         parse_response(b"HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    [b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", b"GET /\x00", b"\xff\xfe", b"GE\x7fT"],
+)
+def test_request_line_rejected_at_the_first_impossible_byte(prefix: bytes) -> None:
+    # No line end has arrived: the reader must not wait for one (open_timeout) to say no.
+    reader = RequestReader()
+    with pytest.raises(InvalidMessage, match="not an HTTP request"):
+        for i in range(len(prefix)):
+            reader.feed(prefix[i : i + 1])
+
+
+def test_request_line_bytes_checked_once_each() -> None:
+    # A valid partial request line dripped one byte at a time never raises.
+    reader = RequestReader()
+    for byte in b"GET /a/long/path?q=1 HTTP/1.1\r":
+        assert reader.feed(bytes([byte])) is None

@@ -256,6 +256,9 @@ _HEAD, _BODY, _DONE, _FAILED = range(4)
 class _Reader(abc.ABC, Generic[_M]):
     """Line machinery shared by the request and response readers."""
 
+    #: Bytes allowed in the start line, checked as they arrive; None: no early check.
+    _start_line_bytes: bytes | None = None
+
     def __init__(self, limits: HTTPLimits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         #: Bytes received after the message: WebSocket frames, after a 101.
@@ -335,6 +338,13 @@ class _Reader(abc.ABC, Generic[_M]):
         # and never twice over the same bytes.
         end = min(len(buf), start + limits.max_line + 2, limits.max_header_bytes)
         index = buf.find(b"\n", self._scan, end)
+        if not self._got_start_line and self._start_line_bytes is not None:
+            # Reject a start line as soon as a byte arrives that it cannot contain
+            # (a TLS ClientHello, binary noise), instead of waiting for a line end
+            # until open_timeout. Each byte is looked at once: the check is linear.
+            stop = end if index < 0 else index
+            if buf[self._scan : stop].translate(None, self._start_line_bytes):
+                raise InvalidMessage("invalid byte in the start line: not an HTTP request")
         if index < 0:
             self._scan = end
             partial = len(buf) - start
@@ -408,6 +418,9 @@ class RequestReader(_Reader[Request]):
     Any method token is accepted here so that a server can still answer, say,
     a HEAD health check; the handshake rules reject everything but GET.
     """
+
+    # A request line is visible ASCII and spaces (RFC 7230 §3.1.1), CR before LF.
+    _start_line_bytes = _VCHAR + b" \r"
 
     def _parse_start_line(self, line: bytes) -> None:
         # request-line = method SP request-target SP HTTP-version (RFC 7230 §3.1.1)
