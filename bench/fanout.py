@@ -376,6 +376,9 @@ async def client_main(args: argparse.Namespace) -> dict[str, Any]:
         server_time = max(float(d.split()[1]) for d in done)
         served = sum(int(d.split()[2]) for d in done)
         assert served == len(everyone), (served, len(everyone))
+        if args.verbose:
+            print(f"round {round_}: server {server_time:.3f} s, end to end {end_to_end:.3f} s",
+                  file=sys.stderr)
         if round_:  # the first round warms up
             results.append((server_time, end_to_end))
     for protocol in everyone:
@@ -487,6 +490,7 @@ def main() -> None:
     client.add_argument("--per-iteration", type=int, default=1)
     client.add_argument("--rounds", type=int, default=3)
     client.add_argument("--cpu", type=int)
+    client.add_argument("--verbose", action="store_true")
     client.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args()
     if args.command == "serve":

@@ -355,7 +355,7 @@ class Bench:
 
     def connections_one(self, lib: str, opts: Options, compression: str) -> dict[str, Any]:
         with (
-            server(lib, opts, compression=compression) as (url, pid),
+            server(lib, opts, compression=compression) as (url, pid, _),
             tempfile.TemporaryFile() as errors,
         ):
             proc = subprocess.Popen(
@@ -869,7 +869,10 @@ def main(argv: list[str] | None = None) -> None:
             if loop != args.loop and section not in ECHO_SECTIONS:
                 continue
             print(f"[{loop}] {section}", file=sys.stderr, flush=True)
-            getattr(bench, section.replace("-", "_"))(loop)
+            try:
+                getattr(bench, section.replace("-", "_"))(loop)
+            except Exception as exc:  # a harness bug must not lose the other sections
+                bench.record(section=section, loop=loop, value=None, note=f"harness error: {exc!r}")
     elapsed = time.monotonic() - started
     peers = (args.deflate_client, args.deflate_server)
     checks = targets(bench.records, args.loop)

@@ -41,6 +41,9 @@ _OK_CODES: Final = frozenset(
     {CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD}
 )
 
+# Pieces of a message shorter than this are merged, _SMALL_BATCH at a time.
+_SMALL_PIECE, _SMALL_BATCH = 1024, 256
+
 # Reasons to stop reading the socket; reading resumes when none is left.
 _PAUSED_BY_QUEUE, _PAUSED_BY_WRITES, _PAUSED_BY_SINK = 1, 2, 4
 
@@ -113,6 +116,8 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self._closed: asyncio.Future[None] = self.loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
         self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._pong_timer: asyncio.TimerHandle | None = None
+        self._last_data = 0.0  # loop.time() of the last bytes received
         self._paused_reading = 0
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
@@ -122,7 +127,9 @@ class WebSocketCommonProtocol(asyncio.Protocol):
 
         # The coroutine face's sink: complete messages for recv().
         self._messages: collections.deque[Data] = collections.deque()
+        # The message being assembled: large pieces, and small ones merged in batches.
         self._pieces: list[Data] = []
+        self._small: list[Data] = []
         self._recv_waiter: asyncio.Future[Data] | None = None
         self._sink: Callable[[DataReceived], None] = self._assemble
         # Topics this connection subscribed to (wsjet.pubsub), dropped when TCP closes.
@@ -228,14 +235,30 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         return 0 if self.max_queue is None else self.max_queue // 4
 
     def _assemble(self, event: DataReceived) -> None:
+        data = event.data
         if event.fin and event.first:
-            message = event.data
+            message = data
         else:
-            self._pieces.append(event.data)
+            if event.first:
+                self._pieces, self._small = [], []
+            if len(data) >= _SMALL_PIECE:
+                if self._small:
+                    self._pieces.append(_join(self._small))
+                    self._small = []
+                self._pieces.append(data)
+            else:
+                # Tiny frames (or tiny reads) are merged as they come: a message of
+                # 131,072 one-byte frames must not keep 131,072 objects.
+                self._small.append(data)
+                if len(self._small) >= _SMALL_BATCH:
+                    self._pieces.append(_join(self._small))
+                    self._small = []
             if not event.fin:
                 return
-            pieces, self._pieces = self._pieces, []
-            message = "".join(pieces) if isinstance(event.data, str) else b"".join(pieces)  # type: ignore[arg-type]
+            if self._small:
+                self._pieces.append(_join(self._small))
+            message = _join(self._pieces)
+            self._pieces, self._small = [], []
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             # Hand the message straight to the waiting recv(): no queue, no copy.
@@ -468,6 +491,10 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             compression_threshold=self.compression_threshold,
             logger=self.logger,
         )
+        # One message at a time, so that reading can pause between two messages
+        # of one socket read (compressed messages are small on the wire).
+        connection.pause_after_message = True
+        connection.defer_pongs = self._writing_paused
         if self.ping_interval is not None:
             self._keepalive_timer = self.loop.call_later(self.ping_interval, self._keepalive)
         if leftover:
@@ -476,6 +503,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """asyncio callback: bytes arrived."""
+        self._last_data = self.loop.time()
         connection = self.connection
         if connection is None:
             self.receive_handshake_data(data)
@@ -490,16 +518,21 @@ class WebSocketCommonProtocol(asyncio.Protocol):
     def _process(self) -> None:
         connection = self.connection
         assert connection is not None
-        for event in connection.events_received():
-            if type(event) is DataReceived:
-                self._sink(event)
-            elif type(event) is PongReceived:
-                self._receive_pong(event.data)
-            elif type(event) is PingReceived:
-                self.on_ping(event.data)
-            elif type(event) is CloseReceived:
-                self.on_close_frame(event.close)
-        self._flush()
+        while True:
+            for event in connection.events_received():
+                if type(event) is DataReceived:
+                    self._sink(event)
+                elif type(event) is PongReceived:
+                    self._receive_pong(event.data)
+                elif type(event) is PingReceived:
+                    self.on_ping(event.data)
+                elif type(event) is CloseReceived:
+                    self.on_close_frame(event.close)
+            self._flush()
+            # Parse the rest of the read only while nothing asks to pause.
+            if not connection.held or self._paused_reading or self._lost:
+                return
+            connection.receive_data(b"")
 
     def on_ping(self, data: bytes) -> None:
         """A ping arrived; the pong is already on its way. Overridable hook."""
@@ -569,22 +602,30 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         if self.state is not State.OPEN or self.ping_interval is None:
             return
         waiter = self.ping()
-        timeout_timer = None
         if self.ping_timeout is not None:
-            timeout_timer = self.loop.call_later(self.ping_timeout, self._ping_timed_out)
+            self._pong_timer = self.loop.call_later(self.ping_timeout, self._ping_timed_out)
 
         def pong_arrived(_: Any) -> None:
-            if timeout_timer is not None:
-                timeout_timer.cancel()
+            if self._pong_timer is not None:
+                self._pong_timer.cancel()
+                self._pong_timer = None
             if self.state is State.OPEN and self.ping_interval is not None:
                 self._keepalive_timer = self.loop.call_later(self.ping_interval, self._keepalive)
 
         asyncio.ensure_future(waiter).add_done_callback(pong_arrived)
 
     def _ping_timed_out(self) -> None:
-        if self.state is State.OPEN:
-            self.logger.info("keepalive ping timeout: no pong within %ss", self.ping_timeout)
-            self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        self._pong_timer = None
+        if self.state is not State.OPEN or self.ping_timeout is None:
+            return
+        # Bytes received within ping_timeout prove the peer alive: its pong may
+        # wait behind data that flow control has not let us read yet.
+        quiet = self.loop.time() - self._last_data
+        if quiet < self.ping_timeout:
+            self._pong_timer = self.loop.call_later(self.ping_timeout - quiet, self._ping_timed_out)
+            return
+        self.logger.info("keepalive ping timeout: no pong within %ss", self.ping_timeout)
+        self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
 
     # --- flow control -----------------------------------------------------------------
 
@@ -597,13 +638,19 @@ class WebSocketCommonProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         """asyncio callback: the write buffer is above the high-water mark."""
         self._writing_paused = True
-        # A peer that doesn't read must not make us buffer pongs and closes forever.
-        self._pause_reading(_PAUSED_BY_WRITES)
+        # A peer that doesn't read must not make us buffer pongs forever: until the
+        # buffer drains, answer only the latest ping. Reading goes on, or two
+        # peers streaming both ways would each wait for the other to read.
+        if self.connection is not None:
+            self.connection.defer_pongs = True
 
     def resume_writing(self) -> None:
         """asyncio callback: the write buffer drained below the low-water mark."""
         self._writing_paused = False
-        self._resume_reading(_PAUSED_BY_WRITES)
+        if self.connection is not None:
+            self.connection.defer_pongs = False
+            self.connection.flush_pong()
+            self._flush()
         for waiter in self._drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -625,8 +672,16 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         if not self._paused_reading & reason:
             return
         self._paused_reading &= ~reason
-        if not self._paused_reading and self.transport is not None and not self._lost:
-            self.transport.resume_reading()
+        if self._paused_reading or self.transport is None or self._lost:
+            return
+        connection = self.connection
+        if connection is not None and connection.held:
+            # Messages of an earlier read are still buffered: deliver them first.
+            connection.receive_data(b"")
+            self._process()
+            if self._paused_reading:
+                return
+        self.transport.resume_reading()
 
     def eof_received(self) -> bool | None:
         """asyncio callback: the peer closed its side of TCP; close ours too."""
@@ -637,10 +692,10 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self._lost = True
         if self.connection is not None:
             self.connection.receive_eof()
-        for timer in (self._close_timer, self._keepalive_timer):
+        for timer in (self._close_timer, self._keepalive_timer, self._pong_timer):
             if timer is not None:
                 timer.cancel()
-        self._close_timer = self._keepalive_timer = None
+        self._close_timer = self._keepalive_timer = self._pong_timer = None
         error = self._closed_error()
         if self._recv_waiter is not None and not self._recv_waiter.done():
             self._recv_waiter.set_exception(error)
@@ -664,6 +719,13 @@ class WebSocketCommonProtocol(asyncio.Protocol):
 
     def on_connection_lost(self) -> None:
         """TCP is closed and every waiter woken. Overridable hook."""
+
+
+def _join(pieces: list[Data]) -> Data:
+    """Join message pieces, all ``str`` or all ``bytes``."""
+    if isinstance(pieces[0], str):
+        return "".join(pieces)  # type: ignore[arg-type]
+    return b"".join(pieces)  # type: ignore[arg-type]
 
 
 async def _aiter(items: Iterable[Any]) -> AsyncIterator[Any]:

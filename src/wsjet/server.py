@@ -112,6 +112,12 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """asyncio callback: register with the server and arm ``open_timeout``."""
         super().connection_made(transport)
+        limit = self.server.max_connections
+        if limit is not None and len(self.server.connections) >= limit:
+            # Answer at once rather than hold a socket the server won't serve.
+            self.logger.info("refusing connection: %d connections open", limit)
+            self._send_response(handshake.reject(503))
+            return
         self.server.register(self)
         if self.open_timeout is not None:
             self._open_timer = self.loop.call_later(self.open_timeout, self._open_timed_out)
@@ -342,12 +348,15 @@ class Server:
         self,
         close_timeout: float = 10,
         *,
+        max_connections: int | None = None,
         backplane: Backplane | None = None,
         slow_consumer: SlowConsumer | None = None,
     ) -> None:
         self.connections: set[WebSocketServerProtocol] = set()
         self.server: asyncio.Server | None = None
         self.close_timeout = close_timeout
+        #: Most connections open at once; beyond it new ones get 503.
+        self.max_connections = max_connections
         self._closing: asyncio.Task[None] | None = None
         self.backplane: Backplane = InProcessBackplane() if backplane is None else backplane
         self.slow_consumer = slow_consumer_policy(slow_consumer)
@@ -423,9 +432,18 @@ class Server:
             elif protocol.state is State.CONNECTING and protocol.transport is not None:
                 protocol.transport.abort()
         await self.backplane.detach(self.topics)
-        tasks = [p.handler_task for p in list(self.connections) if p.handler_task is not None]
+        protocols = list(self.connections)
+        tasks = [p.handler_task for p in protocols if p.handler_task is not None]
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=self.close_timeout + SHUTDOWN_GRACE)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.close_timeout
+            # Closing handshakes end within close_timeout (the close timer aborts TCP);
+            # then handlers get SHUTDOWN_GRACE to return, within the same deadline.
+            closed = [p._closed for p in protocols if not p._closed.done()]
+            if closed:
+                await asyncio.wait(closed, timeout=self.close_timeout)
+            grace = max(0.0, min(SHUTDOWN_GRACE, deadline - loop.time()))
+            _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
                 task.cancel()
             if pending:
@@ -510,6 +528,7 @@ class serve:
             self.options["origins"] = _check_origins(self.options["origins"])
         self.ws_server = Server(
             close_timeout=self.options.get("close_timeout", 10),
+            max_connections=self.server_options.pop("max_connections", None),
             backplane=backplane,
             slow_consumer=slow_consumer,
         )

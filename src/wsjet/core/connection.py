@@ -155,7 +155,14 @@ class Connection:
         self._msg_size = 0
         self._msg_frames = 0
         self._msg_compressed = False
+        self._msg_wire = 0
         self._msg_pieces = 0
+        #: Stop parsing after each complete message (see :attr:`held`).
+        self.pause_after_message = False
+        self._held = False
+        #: While True, answer pings later, with one pong for the latest (RFC 6455 §5.5.3).
+        self.defer_pongs = False
+        self._pending_pong: bytes | None = None
         self._decoder: codecs.IncrementalDecoder | None = None
         # The message being sent when it is fragmented: whether it is compressed.
         self._out_msg: bool | None = None
@@ -167,6 +174,7 @@ class Connection:
         if not self._parsing:
             return  # after a close frame or a failure, the rest is discarded (§5.5.1)
         self._buffer += data
+        self._held = False
         try:
             self._parse()
         except ProtocolError as exc:
@@ -177,6 +185,20 @@ class Connection:
         self.eof_received = True
         self._parsing = False
         self.state = State.CLOSED
+
+    @property
+    def held(self) -> bool:
+        """Parsing stopped after a complete message, with ``pause_after_message`` set.
+
+        The bytes after it stay buffered; ``receive_data(b"")`` parses on.
+        """
+        return self._held and self._parsing
+
+    def flush_pong(self) -> None:
+        """Send the pong deferred while ``defer_pongs`` was set, if any."""
+        payload, self._pending_pong = self._pending_pong, None
+        if payload is not None and self.close_sent is None and self.state is State.OPEN:
+            self._write_frame(Opcode.PONG, payload, True, False)
 
     def events_received(self) -> list[Event]:
         """Return the events parsed since the last call, in order."""
@@ -385,7 +407,7 @@ class Connection:
         end = len(buf)
         pos = 0
         try:
-            while self._parsing:
+            while self._parsing and not self._held:
                 if self._frame_remaining:
                     # Stream a data frame's payload as it arrives.
                     n = min(self._frame_remaining, end - pos)
@@ -465,13 +487,25 @@ class Connection:
         # Refuse from the header alone, before buffering any of the payload.
         if opcode == Opcode.CONT:
             frames, size, compressed = self._msg_frames, self._msg_size, self._msg_compressed
+            wire = self._msg_wire
         else:
-            frames, size, compressed = 0, 0, bool(first & _RSV1)
+            frames, size, compressed, wire = 0, 0, bool(first & _RSV1), 0
         if frames >= self.max_fragments:
             raise PayloadTooBig(f"message has more than {self.max_fragments} fragments")
-        if not compressed and self.max_size is not None and size + length > self.max_size:
+        if self.max_size is None:
+            return
+        if not compressed and size + length > self.max_size:
             raise PayloadTooBig(
                 f"message over {self.max_size} bytes ({size} received, next frame {length})"
+            )
+        # DEFLATE never expands data by more than 5 bytes per 64 KiB stored block,
+        # plus a 5-byte flush per fragment: a compressed message longer than this
+        # on the wire cannot inflate within max_size (and empty blocks, which
+        # inflate to nothing, cannot stream forever).
+        limit = self.max_size + (self.max_size >> 3) + 8 * (frames + 1) + 1024
+        if compressed and wire + length > limit:
+            raise PayloadTooBig(
+                f"compressed message over {limit} bytes ({wire} received, next frame {length})"
             )
 
     def _start_data_frame(self, first: int, opcode: int, length: int, mask: bytes | None) -> None:
@@ -484,6 +518,7 @@ class Connection:
             self._msg_compressed = bool(first & _RSV1)
             self._decoder = None
         self._msg_frames += 1
+        self._msg_wire = (self._msg_wire if opcode == Opcode.CONT else 0) + length
         self._frame_opcode = opcode
         self._frame_length = length
         self._frame_fin = fin
@@ -526,6 +561,7 @@ class Connection:
         self._msg_pieces += 1
         if end:
             self._msg_opcode = None
+            self._held = self.pause_after_message
 
     def _decode_text(self, data: bytes, end: bool) -> str:
         # §8.1: fail on invalid UTF-8 as soon as the bad byte arrives.
@@ -549,7 +585,10 @@ class Connection:
         if opcode == Opcode.PING:
             # §5.5.2: answer with a pong carrying the same data, unless closing.
             if self.close_sent is None:
-                self._write_frame(Opcode.PONG, payload, True, False)
+                if self.defer_pongs:
+                    self._pending_pong = payload
+                else:
+                    self._write_frame(Opcode.PONG, payload, True, False)
             self._events.append(PingReceived(payload))
         elif opcode == Opcode.PONG:
             self._events.append(PongReceived(payload))
