@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash scripts/install-system-deps.sh
+bash scripts/install-redis.sh
 export PYTHONDEVMODE=1
 PYTEST=(.venv/bin/pytest -p no:cacheprovider)
 
