@@ -37,6 +37,7 @@ from _common import (
     MAX_SIZE,
     Clock,
     client_frame,
+    cpu_seconds,
     payload,
     pin,
     raise_fd_limit,
@@ -50,6 +51,21 @@ DEFLATE_OFFER = {"Sec-WebSocket-Extensions": "permessage-deflate; client_max_win
 
 Send = Callable[[bytes], Awaitable[Any]]
 Recv = Callable[[], Awaitable[Any]]
+
+
+class CpuMeter:
+    """CPU seconds used by this client and the server (if its pid is known) since creation."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self.start = self.now()
+
+    def now(self) -> float:
+        mine = cpu_seconds()
+        return mine if self.server_pid is None else mine + cpu_seconds(self.server_pid)
+
+    def used(self) -> float | None:
+        return None if self.server_pid is None else self.now() - self.start
 
 
 # --- coroutine clients --------------------------------------------------------------------
@@ -126,9 +142,10 @@ async def echo_coroutines(lib: str, url: str, args: argparse.Namespace) -> None:
     for size, pipeline in args.workloads:
         data = payload(size)
         await echo_loop(send, recv, data, pipeline, Clock(args.warmup))
+        cpu = CpuMeter(args.server_pid)
         clock = Clock(args.duration, args.slice)
         count = await echo_loop(send, recv, data, pipeline, clock)
-        say(size=size, pipeline=pipeline, **clock.result(count))
+        say(size=size, pipeline=pipeline, cpu=cpu.used(), **clock.result(count))
     await close()
 
 
@@ -213,11 +230,13 @@ async def echo_picows(url: str, args: argparse.Namespace) -> None:
     for size, pipeline in args.workloads:
         data = payload(size)
         await listener.start(data, pipeline, Clock(args.warmup))
+        cpu = CpuMeter(args.server_pid)
         clock = Clock(args.duration, args.slice)
         await listener.start(data, pipeline, clock)
+        used = cpu.used()
         if listener.last_size != len(data):
             raise RuntimeError(f"echo of {len(data)} bytes came back as {listener.last_size}")
-        say(size=size, pipeline=pipeline, **clock.result(listener.count))
+        say(size=size, pipeline=pipeline, cpu=used, **clock.result(listener.count))
     picows_close(listener.transport)
 
 
@@ -299,11 +318,13 @@ async def fanout_picows(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 return n
 
     await broadcasts(Clock(args.warmup))
+    cpu = CpuMeter(args.server_pid)
     clock = Clock(args.duration, args.slice)
     count = await broadcasts(clock)
+    used = cpu.used()
     for listener in listeners:
         picows_close(listener.transport)
-    return clock.result(count)
+    return {"cpu": used, **clock.result(count)}
 
 
 # --- raw TCP --------------------------------------------------------------------------------
@@ -365,9 +386,10 @@ async def echo_raw(url: str, args: argparse.Namespace) -> None:
     for size, pipeline in args.workloads:
         frame = client_frame(payload(size))
         await client.start(frame, pipeline, Clock(args.warmup))
+        cpu = CpuMeter(args.server_pid)
         clock = Clock(args.duration, args.slice)
         await client.start(frame, pipeline, clock)
-        say(size=size, pipeline=pipeline, **clock.result(client.count))
+        say(size=size, pipeline=pipeline, cpu=cpu.used(), **clock.result(client.count))
     transport.close()
 
 
@@ -419,6 +441,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--cpu", type=int, default=None, help="pin to this CPU")
+    parser.add_argument(
+        "--server-pid", type=int, default=None, help="also report server + client CPU time"
+    )
     args = parser.parse_args()
     pin(args.cpu)
     raise_fd_limit()

@@ -377,8 +377,10 @@ async def client_main(args: argparse.Namespace) -> dict[str, Any]:
         served = sum(int(d.split()[2]) for d in done)
         assert served == len(everyone), (served, len(everyone))
         if args.verbose:
-            print(f"round {round_}: server {server_time:.3f} s, end to end {end_to_end:.3f} s",
-                  file=sys.stderr)
+            print(
+                f"round {round_}: server {server_time:.3f} s, end to end {end_to_end:.3f} s",
+                file=sys.stderr,
+            )
         if round_:  # the first round warms up
             results.append((server_time, end_to_end))
     for protocol in everyone:

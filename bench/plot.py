@@ -49,9 +49,14 @@ def records(doc: dict[str, Any], **match: Any) -> list[dict[str, Any]]:
     return [r for r in doc["records"] if all(r.get(k) == v for k, v in match.items())]
 
 
+#: Which number the throughput panels show: "per_cpu" (messages per CPU-second of
+#: server + client, steady on a busy machine) or "value" (wall-clock rate).
+METRIC = "per_cpu"
+
+
 def get(doc: dict[str, Any], **match: Any) -> float | None:
     found = records(doc, **match)
-    return found[0].get("value") if found else None
+    return found[0].get(METRIC) if found else None
 
 
 def relative_panel(
@@ -90,10 +95,12 @@ def relative_panel(
                 label=LABELS.get(lib, lib) if w == 0 else None,
             )
             if lib.startswith("wsjet"):
-                ax.text(x, ratio, f"{ratio:.2f}", ha="center", va="bottom", fontsize=6)
+                ax.text(x, ratio, f"{ratio:.2f}", ha="center", va="bottom", fontsize=6, rotation=90)
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     ax.set_xticks(range(len(workloads)), workloads, fontsize=8)
     ax.set_ylabel(f"rate / {reference}")
+    unit = "/cpu-s" if METRIC == "per_cpu" else "/s"
+    refs = [ref.replace("/s", unit) for ref in refs]
     ax.set_title(f"{title}\n(1.0 = {'; '.join(refs)})", fontsize=9)
     ax.legend(fontsize=7, loc="upper left")
 
@@ -121,22 +128,23 @@ def connections_panel(ax: Any, doc: dict[str, Any], loop: str, field: str, title
             alpha=1.0 if compression == "off" else 0.5,
             hatch=None if compression == "off" else "//",
         )
-        ax.bar_label(bars, fmt="%.0f" if field == "value" else "%.1f", fontsize=6)
+        ax.bar_label(bars, fmt="%.1f" if field.endswith("_kib") else "%.0f", fontsize=6)
     ax.set_xticks(range(len(libs)), libs, fontsize=8)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
 
 
 def fanout_panel(ax: Any, doc: dict[str, Any], loop: str) -> None:
-    recs = [r for r in records(doc, section="fanout", loop=loop) if r.get("value") is not None]
+    recs = [r for r in records(doc, section="fanout", loop=loop) if r.get(METRIC) is not None]
     if not recs:
         ax.set_visible(False)
         return
     libs = [r["server"] for r in recs]
-    bars = ax.bar(libs, [r["value"] for r in recs], color=[COLORS.get(lib, "#333") for lib in libs])
+    bars = ax.bar(libs, [r[METRIC] for r in recs], color=[COLORS.get(lib, "#333") for lib in libs])
     ax.bar_label(bars, fmt="%.0f", fontsize=7)
     count = recs[0].get("connections")
-    ax.set_title(f"Fan-out, {loop}: 100 B to {count} clients (broadcasts/s)", fontsize=9)
+    unit = "broadcasts per CPU-second" if METRIC == "per_cpu" else "broadcasts/s"
+    ax.set_title(f"Fan-out, {loop}: 100 B to {count} clients ({unit})", fontsize=9)
     ax.tick_params(axis="x", labelsize=8)
 
 
@@ -144,7 +152,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", nargs="?", type=Path, default=HERE / "results" / "latest.json")
     parser.add_argument("-o", "--output", type=Path, default=HERE / "results" / "benchmarks.png")
+    parser.add_argument(
+        "--metric",
+        choices=("per_cpu", "value"),
+        default="per_cpu",
+        help="per_cpu: messages per CPU-second (default); value: wall-clock rate",
+    )
     args = parser.parse_args()
+    global METRIC
+    METRIC = args.metric
     doc = json.loads(args.results.read_text())
     loops = doc["config"]["loops"]
     main_loop, extra = loops[0], loops[1] if len(loops) > 1 else None
@@ -219,7 +235,12 @@ def main() -> None:
         f"Clients with permessage-deflate, {main_loop} ({doc['config']['deflate_server']} server)",
     )
     connections_panel(
-        axes[3][0], doc, main_loop, "value", f"Handshakes/s, {main_loop} (picows client)"
+        axes[3][0],
+        doc,
+        main_loop,
+        METRIC,
+        ("Handshakes per CPU-second of server + client" if METRIC == "per_cpu" else "Handshakes/s")
+        + f", {main_loop} (picows client)",
     )
     connections_panel(
         axes[3][1],
@@ -238,9 +259,14 @@ def main() -> None:
     )
     machine = doc["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    what = (
+        "throughput as messages per CPU-second of server + client"
+        if METRIC == "per_cpu"
+        else "throughput as wall-clock rate"
+    )
     fig.suptitle(
-        f"wsjet benchmarks - {machine['cpu']}, {machine['python']}, one CPU for server and client\n"
-        f"{versions}",
+        f"wsjet benchmarks - {machine['cpu']}, {machine['python']}, one CPU for server and client;"
+        f" {what}\n{versions}",
         fontsize=10,
     )
     fig.tight_layout(rect=(0, 0, 1, 0.97))
