@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command. On a fresh machine it installs everything (the virtual environment,
 # PyPI packages, Debian's chromium, Node's ws), then runs:
-#   1. ruff and mypy --strict;
+#   1. ruff, mypy --strict and the Sphinx docs (warnings are errors);
 #   2. every test on the compiled path and asyncio, with branch coverage (core >= 95%);
 #   3. the Autobahn TestSuite (kosoku), all 517 cases, in both modes and on both faces;
 #   4. every test again on uvloop;
@@ -19,6 +19,7 @@ PYTEST=(.venv/bin/pytest -p no:cacheprovider)
 
 echo "== ruff" && .venv/bin/ruff check src tests bench && .venv/bin/ruff format --check src tests
 echo "== mypy --strict" && .venv/bin/mypy
+echo "== docs (sphinx -W)" && bash scripts/build-docs.sh
 
 echo "== pytest: compiled path, asyncio, with coverage"
 "${PYTEST[@]}" -m "not autobahn" --cov=wsjet --cov-branch --cov-report=term:skip-covered "$@"
