@@ -118,3 +118,30 @@ async def test_reconnect_iterator_on_unix_socket(tmp_path: Path) -> None:
                 await client.close()
                 break
     assert seen == ["/again localhost", "/again localhost"]
+
+
+async def test_callback_face_on_a_unix_path(tmp_path: Path) -> None:
+    from wsjet.client import Client
+    from wsjet.server import WebSocketServer
+    from wsjet.stream.reader import WebSocketReader
+
+    path = str(tmp_path / "callbacks.sock")
+    socket = WebSocketServer(None, 0, unix_path=path)
+    seen: list[tuple[str, int]] = []
+
+    @socket.connection
+    async def on_connection(client: Client) -> None:
+        seen.append((client.addr, client.port))
+
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            await client.writer.send(await reader.get())
+
+    async with socket:
+        async with wsjet.unix_connect(path) as first, wsjet.unix_connect(path) as second:
+            await first.send("over a Unix socket")
+            assert await first.recv() == "over a Unix socket"
+            await second.send(b"\x00binary")
+            assert await second.recv() == b"\x00binary"
+            assert len(socket.clients) == 2  # distinct keys for the two Unix peers
+    assert len(set(seen)) == 2

@@ -48,6 +48,9 @@ class WebSocketServer:
         read_limit: bytes buffered unread per connection (in the message
             readers) above which reading the socket pauses until the
             callback catches up.
+        unix_path: listen on this Unix socket path instead of ``address``:``port``
+            (pass ``None, 0`` for those); each client's ``port`` is then a
+            per-connection number, so ``clients`` keys stay distinct.
         **options: what :func:`~wsjet.server.serve` takes: ``max_size``,
             ``max_queue``, ``ping_interval``, ``ping_timeout``,
             ``close_timeout``, ``open_timeout``, ``write_limit``,
@@ -64,6 +67,7 @@ class WebSocketServer:
         loop: asyncio.AbstractEventLoop | None = None,
         *,
         read_limit: int = DEFAULT_READ_LIMIT,
+        unix_path: str | None = None,
         **options: Any,
     ) -> None:
         if "create_protocol" in options:
@@ -74,6 +78,8 @@ class WebSocketServer:
         self.port = port
         self.loop = loop
         self.read_limit = read_limit
+        #: Listen on this Unix socket instead of ``address``:``port``.
+        self.unix_path = unix_path
         self.options = options
         #: The engine's server while listening (see :class:`~wsjet.server.Server`).
         self.ws_server: Server | None = None
@@ -163,9 +169,18 @@ class WebSocketServer:
         if self.ws_server is not None:
             raise RuntimeError("the server is already listening")
         create_protocol = functools.partial(_CallbackServerProtocol, read_limit=self.read_limit)
-        ws_server = await serve(
-            self._handle, self.address, self.port, create_protocol=create_protocol, **self.options
-        )
+        if self.unix_path is not None:
+            ws_server = await unix_serve(
+                self._handle, self.unix_path, create_protocol=create_protocol, **self.options
+            )
+        else:
+            ws_server = await serve(
+                self._handle,
+                self.address,
+                self.port,
+                create_protocol=create_protocol,
+                **self.options,
+            )
         self.ws_server = ws_server
         assert ws_server.server is not None
         return ws_server.server
@@ -261,7 +276,7 @@ WebSocketServer.__module__ = "wsjet.server"
 
 
 # wsjet.server re-exports WebSocketServer: import it only now that the class exists.
-from .server import Server, WebSocketServerProtocol, serve  # noqa: E402
+from .server import Server, WebSocketServerProtocol, serve, unix_serve  # noqa: E402
 
 
 class _CallbackServerProtocol(WebSocketServerProtocol):

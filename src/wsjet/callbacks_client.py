@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import itertools
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
@@ -45,6 +46,10 @@ _D = TypeVar("_D", bound=DataCallback)
 _E = TypeVar("_E", bound=ErrorCallback)
 
 _NOTHING: Any = object()
+
+
+#: Numbers given to Unix socket peers as their ``port``.
+_UNIX_PEERS = itertools.count(1)
 
 
 class _Resumed(Coroutine[Any, Any, Any]):
@@ -410,8 +415,10 @@ class Client:
     def _set_peer(self, peer: Any) -> None:
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.addr, self.port = str(peer[0]), int(peer[1])
-        elif peer:
-            self.addr = str(peer)  # a Unix socket path
+        else:
+            # A Unix socket peer has no address of its own: number it, so that
+            # server.clients keys stay distinct.
+            self.addr, self.port = str(peer or "unix"), next(_UNIX_PEERS)
 
     def _ping_received(self, data: bytes) -> None:
         if self._on_ping is not None:
