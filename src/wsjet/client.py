@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Mappi
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from .core import handshake
+from .core import defaults, handshake
 from .core.http import Headers, HTTPLimits, Request, Response, ResponseReader
 from .core.uri import WebSocketURI, parse_uri
 from .exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
@@ -243,10 +243,10 @@ class connect:
         uri: str,
         *,
         create_protocol: Callable[..., WebSocketClientProtocol] | None = None,
-        open_timeout: float | None = 10,
+        open_timeout: float | None = defaults.OPEN_TIMEOUT,
         proxy: str | Literal[True] | None = True,
         proxy_ssl: ssl_module.SSLContext | None = None,
-        max_redirects: int = 10,
+        max_redirects: int = defaults.MAX_REDIRECTS,
         backoff: Backoff | None = None,
         **kwargs: Any,
     ) -> None:

@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from .core import defaults
 from .core.connection import Connection, MessageCodec, Side, State
 from .core.events import CloseReceived, DataReceived, PingReceived, PongReceived
 from .core.frames import Close, CloseCode
@@ -65,6 +66,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             ``None`` for no limit.
         write_limit: bytes buffered for sending above which :meth:`send`
             waits for the transport to drain (and reading pauses).
+        max_fragments: most frames one incoming message may take (close 1009 beyond).
         compression_threshold: messages shorter than this many bytes are sent
             uncompressed even when permessage-deflate is negotiated: deflating
             a tiny message costs more CPU than the bytes it saves. Off (0) by
@@ -80,12 +82,13 @@ class WebSocketCommonProtocol(asyncio.Protocol):
     def __init__(
         self,
         *,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
-        close_timeout: float = 10,
-        max_size: int | None = 2**20,
-        max_queue: int | None = 32,
-        write_limit: int = 2**16,
+        ping_interval: float | None = defaults.PING_INTERVAL,
+        ping_timeout: float | None = defaults.PING_TIMEOUT,
+        close_timeout: float = defaults.CLOSE_TIMEOUT,
+        max_size: int | None = defaults.MAX_SIZE,
+        max_queue: int | None = defaults.MAX_QUEUE,
+        write_limit: int = defaults.WRITE_LIMIT,
+        max_fragments: int = defaults.MAX_FRAGMENTS,
         compression_threshold: int = 0,
         logger: logging.Logger | logging.LoggerAdapter[logging.Logger] | None = None,
     ) -> None:
@@ -95,6 +98,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self.max_size = max_size
         self.max_queue = max_queue
         self.write_limit = write_limit
+        self.max_fragments = max_fragments
         self.compression_threshold = compression_threshold
         if logger is None:
             logger = logging.getLogger("wsjet.client" if self.is_client else "wsjet.server")
@@ -487,6 +491,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self.connection = connection = Connection(
             Side.CLIENT if self.is_client else Side.SERVER,
             max_size=self.max_size,
+            max_fragments=self.max_fragments,
             codec=codec,
             compression_threshold=self.compression_threshold,
             logger=self.logger,

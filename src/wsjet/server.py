@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from .broadcast import BroadcastResult, SlowConsumer, slow_consumer_policy
-from .core import handshake
+from .core import defaults, handshake
 from .core.connection import State
 from .core.frames import CloseCode
 from .core.http import Headers, HTTPLimits, Request, RequestReader, Response
@@ -43,11 +43,15 @@ OriginRule = str | re.Pattern[str] | None
 SelectSubprotocol = Callable[["WebSocketServerProtocol", Sequence[str]], "str | None"]
 
 #: Grace period after ``close_timeout`` before a shutdown cancels handlers.
-SHUTDOWN_GRACE = 1.0
+SHUTDOWN_GRACE = defaults.SHUTDOWN_GRACE
 
 
+@functools.lru_cache(maxsize=128)
 def _wants_path(handler: Handler) -> bool:
-    """Tell whether ``handler`` takes ``(websocket, path)`` rather than ``(websocket)``."""
+    """Tell whether ``handler`` takes ``(websocket, path)`` rather than ``(websocket)``.
+
+    Cached: inspecting a signature costs more than a whole handshake's parsing.
+    """
     try:
         signature = inspect.signature(handler)
     except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
@@ -82,7 +86,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         server_header: str | None = handshake.SERVER_HEADER,
         process_request: ProcessRequest | None = None,
         process_response: ProcessResponse | None = None,
-        open_timeout: float | None = 10,
+        open_timeout: float | None = defaults.OPEN_TIMEOUT,
         http_limits: HTTPLimits | None = None,
         **kwargs: Any,
     ) -> None:
@@ -527,8 +531,8 @@ class serve:
         if "origins" in self.options:  # a mistake shows here, not at the first connection
             self.options["origins"] = _check_origins(self.options["origins"])
         self.ws_server = Server(
-            close_timeout=self.options.get("close_timeout", 10),
-            max_connections=self.server_options.pop("max_connections", None),
+            close_timeout=self.options.get("close_timeout", defaults.CLOSE_TIMEOUT),
+            max_connections=self.server_options.pop("max_connections", defaults.MAX_CONNECTIONS),
             backplane=backplane,
             slow_consumer=slow_consumer,
         )

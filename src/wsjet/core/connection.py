@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..exceptions import InvalidPayloadData, InvalidState, PayloadTooBig, ProtocolError
+from . import defaults
 from .events import CloseReceived, DataReceived, Event, PingReceived, PongReceived
 from .frames import Close, CloseCode, Opcode, frame_header, is_valid_close_code
 from .mask import apply_mask
@@ -32,7 +33,7 @@ logger = logging.getLogger("wsjet")
 
 #: Most frames one message may take, empty ones included. Autobahn 9.3.1 sends
 #: 65,536 fragments; beyond twice that a peer is only burning our CPU.
-DEFAULT_MAX_FRAGMENTS = 131_072
+DEFAULT_MAX_FRAGMENTS = defaults.MAX_FRAGMENTS
 
 
 class Side(enum.Enum):

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Generic, TypeVar, overload
 
 from ..exceptions import HeadersTooLarge, InvalidMessage, RequestLineTooLong
+from . import defaults
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -239,10 +240,10 @@ class HTTPLimits:
         max_body: largest response body (responses only).
     """
 
-    max_line: int = 8192
-    max_headers: int = 128
-    max_header_bytes: int = 65536
-    max_body: int = 65536
+    max_line: int = defaults.MAX_LINE
+    max_headers: int = defaults.MAX_HEADERS
+    max_header_bytes: int = defaults.MAX_HEADER_BYTES
+    max_body: int = defaults.MAX_BODY
 
 
 DEFAULT_LIMITS = HTTPLimits()
