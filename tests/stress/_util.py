@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from wsjet.core.handshake import accept_key
+
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1 << 20
 KiB = 1 << 10
@@ -212,6 +214,23 @@ def frame(
     if mask is not None and mask != ZERO_MASK:
         payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return header(opcode, len(payload), fin=fin, rsv1=rsv1, mask=mask) + payload
+
+
+async def accept_upgrade(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, extensions: bytes = b""
+) -> None:
+    """Play a server's part of the opening handshake: read the request, write a 101."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    extra = b"Sec-WebSocket-Extensions: " + extensions + b"\r\n" if extensions else b""
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept_key(key.decode()).encode() + b"\r\n" + extra + b"\r\n"
+    )
 
 
 async def read_head(reader: asyncio.StreamReader, timeout: float = 10) -> bytes:

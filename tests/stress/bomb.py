@@ -9,9 +9,7 @@ RSS may grow by at most ``max_size`` + 8 MiB.
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-import hashlib
 import json
 import sys
 import time
@@ -22,6 +20,7 @@ from ._util import (
     ROOT,
     MiB,
     ServerProcess,
+    accept_upgrade,
     child_env,
     cli,
     frame,
@@ -129,20 +128,7 @@ async def attack_client(size: int, messages: int) -> dict[str, Any]:
             outcome: dict[str, Any] = outcome,
         ) -> None:
             try:
-                head = await reader.readuntil(b"\r\n\r\n")
-                key = next(
-                    line.split(b":", 1)[1].strip()
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"sec-websocket-key:")
-                )
-                accept = base64.b64encode(
-                    hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-                )
-                writer.write(
-                    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                    b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n"
-                    b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
-                )
+                await accept_upgrade(reader, writer, b"permessage-deflate")
                 await victim_ready.wait()
                 start = time.monotonic()
                 writer.write(data)

@@ -11,14 +11,12 @@ TCP open, within ``close_timeout``.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import time
 from typing import Any
 
 import wsjet
 
-from ._util import ServerProcess, cli, frame, open_raw, read_close, wait_eof
+from ._util import ServerProcess, accept_upgrade, cli, frame, open_raw, read_close, wait_eof
 
 FULL = {"close_timeout": 10.0, "repeat": 3}
 SHORT = {"close_timeout": 2.0, "repeat": 1}
@@ -42,19 +40,7 @@ async def _server_side(close_timeout: float, behaviour: str) -> float:
 async def _client_side(close_timeout: float, behaviour: str) -> float:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            key = next(
-                line.split(b":", 1)[1].strip()
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key:")
-            )
-            accept = base64.b64encode(
-                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-            )
-            writer.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            await accept_upgrade(reader, writer)
             await read_close(reader, close_timeout + 5)
             if behaviour == "answers, keeps TCP":
                 writer.write(frame(0x8, b"\x03\xe8", mask=None))

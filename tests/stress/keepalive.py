@@ -9,15 +9,13 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import time
 from typing import Any
 
 import wsjet
 
-from ._util import ServerProcess, cli, gather_limited, open_raw, read_close
+from ._util import ServerProcess, accept_upgrade, cli, gather_limited, open_raw, read_close
 
 FULL = {"ignorers": 50, "busy": 20, "busy_s": 10.0}
 SHORT = {"ignorers": 10, "busy": 4, "busy_s": 3.0}
@@ -30,19 +28,7 @@ async def _hostile_server(ignore_pings: bool) -> asyncio.Server:
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            key = next(
-                line.split(b":", 1)[1].strip()
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key:")
-            )
-            accept = base64.b64encode(
-                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
-            )
-            writer.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            await accept_upgrade(reader, writer)
             while await reader.read(65536):
                 pass
         except (ConnectionError, asyncio.IncompleteReadError):
