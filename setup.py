@@ -100,6 +100,37 @@ class OptionalBuildExt(build_ext):
             warn_pure_python("the C extensions", exc)
 
 
+#: Modules compiled by Cython from their own .py source ("pure Python mode",
+#: typed by the .pxd beside each). Keep in step with wsjet.core.COMPILED_MODULES.
+CYTHON_MODULES = ["wsjet.core.connection"]
+
+CYTHON_DIRECTIVES = {
+    "language_level": 3,
+    # The .py annotations are for mypy and readers; C types come from the .pxd.
+    "annotation_typing": False,
+    "embedsignature": True,
+}
+
+
+def cython_extensions() -> list[Extension]:
+    """The Cython-compiled twins of CYTHON_MODULES, or none if Cython is missing."""
+    try:
+        from Cython.Build import cythonize
+    except ImportError as exc:
+        if build_mode() == "required":
+            fail_required("the Cython modules", exc)
+            raise
+        warn_pure_python("the Cython modules", exc)
+        return []
+    extensions = [
+        Extension(name, sources=[f"src/{name.replace('.', '/')}.py"]) for name in CYTHON_MODULES
+    ]
+    result: list[Extension] = cythonize(
+        extensions, compiler_directives=CYTHON_DIRECTIVES, build_dir="build/cython", quiet=True
+    )
+    return result
+
+
 def ext_modules() -> list[Extension]:
     if build_mode() == "skip":
         return []
@@ -107,7 +138,8 @@ def ext_modules() -> list[Extension]:
         Extension(
             "wsjet.core._speedups",
             sources=["src/wsjet/core/_speedups.c"],
-        )
+        ),
+        *cython_extensions(),
     ]
 
 

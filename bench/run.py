@@ -871,7 +871,7 @@ def machine() -> dict[str, Any]:
         if dirty:
             commit += "+dirty"
     speedups = subprocess.run(
-        [sys.executable, "-c", "from wsjet.core.mask import speedups_enabled as s; print(s())"],
+        [sys.executable, "-c", "from wsjet import speedups_enabled as s; print(s())"],
         capture_output=True,
         text=True,
     ).stdout.strip()

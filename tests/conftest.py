@@ -14,6 +14,25 @@ from pathlib import Path
 
 import pytest
 
+import wsjet.core
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test a compiled module older than its source.
+
+    An editable install compiles ``wsjet/core/connection.py`` into an extension
+    beside it, which Python imports first: after an edit, the tests would run
+    the old code until ``bash scripts/bootstrap.sh`` rebuilds it.
+    """
+    if wsjet.core.NO_EXTENSIONS:
+        return
+    for name in sorted(wsjet.core.COMPILED_MODULES):
+        folder = Path(wsjet.core.__file__).parent
+        source = folder / (name.rpartition(".")[2] + ".py")
+        for built in folder.glob(name.rpartition(".")[2] + ".*.so"):
+            if built.stat().st_mtime < source.stat().st_mtime:
+                pytest.exit(f"{built.name} is older than {source.name}: run scripts/bootstrap.sh")
+
 
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item

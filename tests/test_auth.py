@@ -36,11 +36,11 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-async def raw_request(port: int, *headers: str, path: str = "/") -> bytes:
+async def raw_request(port: int, *headers: str, path: str = "/", host: str = "127.0.0.1") -> bytes:
     """Send a WebSocket upgrade request with extra header lines; return the whole answer."""
     lines = [
         f"GET {path} HTTP/1.1",
-        "Host: 127.0.0.1",
+        f"Host: {host}",
         "Upgrade: websocket",
         "Connection: Upgrade",
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
@@ -309,15 +309,118 @@ async def test_403_body_does_not_echo_the_origin() -> None:
     assert b"evil" not in answer
 
 
-async def test_default_origins_accept_anything() -> None:
+def same_origin_expectations(port: int) -> dict[str | None, int]:
+    """What the default policy answers a client of ws://127.0.0.1:PORT/ for each Origin."""
+    other = port + 1 if port < 65535 else port - 1
+    return {
+        None: 101,  # no Origin: not a browser (RFC 6455 §4.2.1 item 7)
+        f"http://127.0.0.1:{port}": 101,  # the page this server served
+        f"https://127.0.0.1:{port}": 101,  # scheme not compared (TLS ended by a proxy)
+        f"HTTP://127.0.0.1:{port}": 101,
+        f"http://127.0.0.1:{other}": 403,  # another port is another origin
+        "http://127.0.0.1": 403,  # port 80
+        f"http://localhost:{port}": 403,  # hosts compare as written, no DNS
+        f"http://127.0.0.1.evil.test:{port}": 403,
+        f"http://evil.test/127.0.0.1:{port}": 403,
+        f"http://127.0.0.1:{port}/": 403,  # not a serialized origin
+        f"http://user@127.0.0.1:{port}": 403,
+        f"ws://127.0.0.1:{port}": 403,  # browsers send the page's http(s) origin
+        "https://anything.test": 403,
+        "null": 403,  # sandboxed frames, file:// pages
+    }
+
+
+async def test_default_origins_same_origin_only() -> None:
+    """CSWSH: by default a page of another origin can't open a WebSocket; others can."""
     async with wsjet.serve(echo, "127.0.0.1", 0) as server:
-        assert await origin_status(port_of(server), "https://anything.test") == 101
-        assert await origin_status(port_of(server), None) == 101
+        port = port_of(server)
+        for origin, status in same_origin_expectations(port).items():
+            assert await origin_status(port, origin) == status, origin
+
+
+async def test_default_same_origin_through_the_callback_face() -> None:
+    socket = wsjet.WebSocketServer("127.0.0.1", 0)
+
+    @socket.connection
+    async def on_connection(client: wsjet.Client) -> None:
+        @client.message
+        async def on_message(reader: wsjet.WebSocketReader) -> None:
+            await client.writer.send(await reader.get())
+
+    async with socket as server:
+        port = server.sockets[0].getsockname()[1]
+        for origin, status in same_origin_expectations(port).items():
+            assert await origin_status(port, origin) == status, origin
+
+
+async def test_default_origins_compare_host_and_port_with_the_host_header() -> None:
+    async with wsjet.serve(echo, "127.0.0.1", 0) as server:
+        port = port_of(server)
+        expected = [
+            ("chat.example", "https://chat.example", 101),
+            ("chat.example:443", "https://chat.example", 101),  # default ports filled in
+            ("chat.example", "https://chat.example:443", 101),
+            ("chat.example", "http://chat.example", 101),
+            ("chat.example:80", "http://chat.example", 101),
+            ("CHAT.Example", "https://chat.EXAMPLE", 101),  # hosts are case-insensitive
+            ("[::1]:8443", "https://[::1]:8443", 101),
+            ("chat.example:8443", "https://chat.example:8443", 101),
+            ("chat.example", "https://chat.example:8443", 403),
+            ("chat.example:8443", "https://chat.example", 403),
+            ("chat.example:80", "https://chat.example", 403),  # https means 443
+            ("chat.example", "https://api.chat.example", 403),  # no subdomains
+            ("api.chat.example", "https://chat.example", 403),
+            ("chat.example", "https://chat.example.", 403),
+            ("chat.example", "https://evil.example", 403),
+        ]
+        for host, origin, status in expected:
+            answer = await raw_request(port, f"Origin: {origin}", host=host)
+            assert answer.startswith(b"HTTP/1.1 %d " % status), (host, origin, answer[:40])
+
+
+async def test_any_origin_opt_out_accepts_every_origin() -> None:
+    async with wsjet.serve(echo, "127.0.0.1", 0, origins=wsjet.ANY_ORIGIN) as server:
+        port = port_of(server)
+        for origin in [*same_origin_expectations(port), "https://evil.test", "null"]:
+            assert await origin_status(port, origin) == 101, origin
+        # Several Origin headers are refused with any other policy, not this one.
+        answer = await raw_request(port, "Origin: https://a.test", "Origin: https://b.test")
+        assert answer.startswith(b"HTTP/1.1 101 ")
+
+
+async def test_default_403_is_a_fixed_sentence() -> None:
+    async with wsjet.serve(echo, "127.0.0.1", 0) as server:
+        answer = await raw_request(port_of(server), "Origin: https://<evil>.test")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+    assert body == b"Failed to open a WebSocket connection: origin not allowed.\n"
+
+
+async def test_several_origin_headers_are_refused() -> None:
+    """RFC 6454 §7.3: one Origin at most; a second one must not slip past the check."""
+    async with wsjet.serve(echo, "127.0.0.1", 0) as server:
+        port = port_of(server)
+        same = f"Origin: http://127.0.0.1:{port}"
+        assert (await raw_request(port, same, host=f"127.0.0.1:{port}")).startswith(
+            b"HTTP/1.1 101 "
+        )
+        for pair in [(same, "Origin: https://evil.test"), ("Origin: https://evil.test", same)]:
+            answer = await raw_request(port, *pair, host=f"127.0.0.1:{port}")
+            assert answer.startswith(b"HTTP/1.1 403 "), pair
+    async with wsjet.serve(echo, "127.0.0.1", 0, origins=["https://a.test"]) as server:
+        answer = await raw_request(port_of(server), "Origin: https://a.test", same)
+        assert answer.startswith(b"HTTP/1.1 403 ")
+        answer = await raw_request(port_of(server), "Origin: https://a.test")
+        assert answer.startswith(b"HTTP/1.1 101 ")
 
 
 async def test_origins_argument_checked() -> None:
     handler: Any = echo
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="ANY_ORIGIN"):
         await wsjet.serve(handler, "127.0.0.1", 0, origins="https://a.test")
+    with pytest.raises(TypeError):
+        await wsjet.serve(handler, "127.0.0.1", 0, origins="*")
+    with pytest.raises(TypeError):
+        await wsjet.serve(handler, "127.0.0.1", 0, origins=[wsjet.ANY_ORIGIN])
     with pytest.raises(TypeError):
         await wsjet.serve(handler, "127.0.0.1", 0, origins=[b"https://a.test"])

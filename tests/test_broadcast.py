@@ -303,24 +303,33 @@ async def test_one_frame_for_every_receiver(parked: wsjet.Server) -> None:
             await client.close()
 
 
-async def test_the_same_bytes_object_goes_to_every_transport(
-    parked: wsjet.Server, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_the_same_bytes_object_goes_to_every_transport(parked: wsjet.Server) -> None:
     port = port_of(parked)
     clients = [await open_raw(port) for _ in range(3)]
     try:
         await wait_for(lambda: sum(p.open for p in parked.connections) == 3)
-        queued: list[bytes] = []
-        original = Connection.send_frame_bytes
+        written: list[bytes] = []
 
-        def spy(self: Connection, data: bytes, *, opcode: int) -> bool:
-            queued.append(data)
-            return original(self, data, opcode=opcode)
+        class Recorder:
+            """Stands in front of a transport and records what is written."""
 
-        monkeypatch.setattr(Connection, "send_frame_bytes", spy)
+            def __init__(self, transport: Any) -> None:
+                self.transport = transport
+
+            def write(self, data: bytes) -> None:
+                written.append(data)
+                self.transport.write(data)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self.transport, name)
+
+        for protocol in parked.connections:
+            protocol.transport = Recorder(protocol.transport)  # type: ignore[assignment]
         broadcast(parked.connections, "once")
-        assert len(queued) == 3
-        assert all(frame is queued[0] for frame in queued)
+        for client in clients:
+            assert await client.next_frame() == (True, False, Opcode.TEXT, b"once")
+        assert len(written) == 3
+        assert all(frame is written[0] for frame in written)
     finally:
         for client in clients:
             await client.close()

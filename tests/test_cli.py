@@ -533,6 +533,51 @@ async def test_serve_origin_403_for_a_wrong_origin(tmp_path: Path) -> None:
             assert await client.recv() == "same origin"
 
 
+async def test_serve_default_origin_policy_is_same_origin(tmp_path: Path) -> None:
+    """Without --origin: clients without Origin and the server's own pages only (CSWSH)."""
+    async with wsjet_serve(tmp_path, "--echo", "--port", "0") as served:
+        for origin in ("https://evil.example", f"http://localhost:{served.port}", "null"):
+            with pytest.raises(websockets.InvalidStatus) as info:
+                await ws_connect(served.url, origin=origin)  # type: ignore[arg-type]
+            assert info.value.response.status_code == 403
+        for allowed in (None, f"http://127.0.0.1:{served.port}"):
+            async with ws_connect(served.url, origin=allowed) as client:  # type: ignore[arg-type]
+                await client.send("same origin")
+                assert await client.recv() == "same origin"
+
+
+async def test_serve_origin_any_and_patterns(tmp_path: Path) -> None:
+    async with wsjet_serve(tmp_path, "--echo", "--port", "0", "--origin", "*") as served:
+        for origin in ("https://evil.example", None):
+            async with ws_connect(served.url, origin=origin) as client:  # type: ignore[arg-type]
+                await client.send("any")
+                assert await client.recv() == "any"
+    pattern = r"re:https://([a-z]+\.)?chat\.example"
+    args = ("--echo", "--port", "0", "--origin", pattern, "--origin", "none")
+    async with wsjet_serve(tmp_path, *args) as served:
+        for origin in ("https://chat.example.evil", "https://evilchat.example"):
+            with pytest.raises(websockets.InvalidStatus) as info:
+                await ws_connect(served.url, origin=origin)  # type: ignore[arg-type]
+            assert info.value.response.status_code == 403
+        for allowed in ("https://a.chat.example", None):
+            async with ws_connect(served.url, origin=allowed) as client:  # type: ignore[arg-type]
+                await client.send("allowed")
+                assert await client.recv() == "allowed"
+
+
+@pytest.mark.parametrize(
+    ("origins", "message"),
+    [(["*", "https://a.test"], "only item"), (["re:("], "invalid pattern")],
+)
+async def test_serve_origin_mistakes_stop_at_start(origins: list[str], message: str) -> None:
+    args = [arg for origin in origins for arg in ("--origin", origin)]
+    code, out, err = await run_piped(*WSJET_MODULE, "serve", "--echo", "--port", "0", *args)
+    assert code != 0
+    assert "listening on" not in out
+    assert "--origin" in err and message in err
+    assert "Traceback" not in err
+
+
 async def test_serve_shutdown_sends_1001(tmp_path: Path) -> None:
     async with wsjet_serve(tmp_path, "--echo", "--port", "0") as served:
         async with ws_connect(served.url) as client:

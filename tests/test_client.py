@@ -135,7 +135,8 @@ async def test_connection_refused() -> None:
 
 
 async def test_client_api_state_and_errors() -> None:
-    async with wsjet.serve(echo, "127.0.0.1", 0) as server:
+    # The client sends a foreign Origin: the server's same-origin default would refuse it.
+    async with wsjet.serve(echo, "127.0.0.1", 0, origins=["https://o.example"]) as server:
         port = server.sockets[0].getsockname()[1]
         client = await wsjet.connect(
             f"ws://127.0.0.1:{port}/", extra_headers={"X-Hello": "1"}, origin="https://o.example"

@@ -6,7 +6,9 @@ Client side: every bad opening handshake ends in a typed exception within
 frame after it fails the connection with the right close code.
 
 Server side: log lines escape what the peer sent (no forged lines), error
-responses never reflect request data, the Origin allow-list is exact.
+responses never reflect request data, the Origin allow-list is exact and the
+default Origin policy is same-origin, Sec-WebSocket-Protocol / -Extensions are
+capped before they are parsed.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ import struct
 import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
 import wsjet
+from wsjet.core import handshake as core_handshake
+from wsjet.core.http import HTTPLimits
 from wsjet.exceptions import (
     ConnectionClosedError,
     HeadersTooLarge,
@@ -584,6 +589,73 @@ async def test_origin_pattern_matches_in_full(origin: bytes) -> None:
         answer = await exchange(port, handshake(b"Origin: " + origin))
         assert answer.startswith(b"HTTP/1.1 403 "), answer[:40]
         answer = await exchange(port, handshake(b"Origin: https://app.example.com"))
+        assert answer.startswith(b"HTTP/1.1 101 "), answer[:40]
+
+
+async def test_default_origin_policy_refuses_other_sites() -> None:
+    """CSWSH with no ``origins`` given: another site's page gets 403, the Origin not echoed."""
+    async with wsjet.serve(None, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        for origin in [b"https://" + MARK + b".example", b"http://127.0.0.1:1", b"null"]:
+            answer = await exchange(port, handshake(b"Origin: " + origin))
+            assert answer.startswith(b"HTTP/1.1 403 "), (origin, answer[:40])
+            assert MARK not in answer
+        # The Host here is "127.0.0.1" (port 80 implied): its own origin passes, and
+        # so does a client without Origin.
+        for extra in [[b"Origin: http://127.0.0.1"], [b"Origin: http://127.0.0.1:80"], []]:
+            answer = await exchange(port, handshake(*extra))
+            assert answer.startswith(b"HTTP/1.1 101 "), (extra, answer[:40])
+        answer = await exchange(
+            port, handshake(b"Origin: http://127.0.0.1", b"Origin: https://evil.example")
+        )
+        assert answer.startswith(b"HTTP/1.1 403 "), answer[:40]
+
+
+NEGOTIATION = [b"Sec-WebSocket-Protocol", b"Sec-WebSocket-Extensions"]
+
+
+@pytest.mark.parametrize("name", NEGOTIATION, ids=lambda n: n.decode())
+async def test_negotiation_headers_are_capped_before_parsing(
+    name: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Header-parser CPU: beyond 4096 bytes (all lines combined) these headers get 431,
+    naming the header, without reflecting it, and without being parsed at all."""
+    parsed: list[str] = []
+    for function in ("parse_subprotocols", "parse_extensions"):
+        original = getattr(core_handshake, function)
+
+        def spy(headers: wsjet.Headers, original: Any = original, function: str = function) -> Any:
+            parsed.append(function)
+            return original(headers)
+
+        monkeypatch.setattr(core_handshake, function, spy)
+    # One token: a valid offer of any length (neither offer is accepted).
+    at_limit = name + b": x-" + MARK + b"a" * (4096 - 2 - len(MARK))
+    assert len(at_limit) - len(name) - 2 == 4096
+    too_large = [
+        [at_limit + b"a"],  # one line, one byte over
+        [name + b": " + b"a" * 2049, name + b": " + b"b" * 2048],  # two lines, 4097 bytes
+        [name + b": " + MARK + b"x" * (8192 - len(name) - 2 - len(MARK))] * 7,  # 64 KiB block
+    ]
+    expected = b"Failed to open a WebSocket connection: " + name + b" header too large.\n"
+    async with wsjet.serve(None, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        answer = await exchange(port, handshake(at_limit))
+        assert answer.startswith(b"HTTP/1.1 101 "), answer[:40]
+        assert parsed, "an offer within the limit is parsed"
+        parsed.clear()
+        for lines in too_large:
+            answer = await exchange(port, handshake(*lines))
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 431 "), (len(lines), answer[:60])
+            assert body == expected
+            assert MARK not in answer
+        assert parsed == []
+    # http_limits raises (or lowers) the cap; the keyword wins over the default.
+    limits = HTTPLimits(max_negotiation_bytes=5000)
+    async with wsjet.serve(None, "127.0.0.1", 0, http_limits=limits) as server:
+        port = server.sockets[0].getsockname()[1]
+        answer = await exchange(port, handshake(at_limit + b"a"))
         assert answer.startswith(b"HTTP/1.1 101 "), answer[:40]
 
 

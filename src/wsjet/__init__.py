@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 
 # Public name -> module that defines it.
 _EXPORTS = {
+    "ANY_ORIGIN": "wsjet.core.origin",
     "serve": "wsjet.server",
     "unix_serve": "wsjet.server",
     "Server": "wsjet.server",
@@ -40,7 +41,7 @@ _EXPORTS = {
     "Request": "wsjet.core.http",
     "Response": "wsjet.core.http",
     "DeflateOptions": "wsjet.core.deflate",
-    "speedups_enabled": "wsjet.core.mask",
+    "speedups_enabled": "wsjet.core",
     "ConcurrencyError": "wsjet.exceptions",
     "ConnectionClosed": "wsjet.exceptions",
     "ConnectionClosedError": "wsjet.exceptions",
@@ -81,6 +82,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ANY_ORIGIN",
     "Backoff",
     "Backplane",
     "BroadcastResult",
@@ -154,11 +156,12 @@ if TYPE_CHECKING:
         connect,
         unix_connect,
     )
+    from .core import speedups_enabled
     from .core.connection import State
     from .core.deflate import DeflateOptions
     from .core.frames import Close, CloseCode, Opcode
     from .core.http import Headers, Request, Response
-    from .core.mask import speedups_enabled
+    from .core.origin import ANY_ORIGIN
     from .exceptions import (
         ConcurrencyError,
         ConnectionClosed,

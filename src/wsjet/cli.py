@@ -9,7 +9,9 @@
     tells the port the system picked). It logs to stderr. ``--workers N`` runs N
     server processes sharing the port (``SO_REUSEPORT``) under a supervisor that
     restarts a worker that dies and stops them all (1001) on SIGTERM / SIGINT;
-    the chat demo then has one room per worker.
+    the chat demo then has one room per worker. Browsers are held to the same
+    origin by default (a page of another site gets 403); ``--origin`` sets an
+    allow-list instead.
 
 ``wsjet connect URL``
     An interactive client: every line read from stdin is sent as a text message,
@@ -40,6 +42,7 @@ import wsjet
 from wsjet import ConnectionClosed, Request, Response, WebSocketServerProtocol
 
 from . import workers
+from .core.origin import parse_origins
 from .demo.chat import ChatRoom, plain_response
 
 __all__ = ["main"]
@@ -169,7 +172,7 @@ async def serve_command(args: argparse.Namespace) -> int:
         )
     options: dict[str, Any] = {"process_request": process_request}
     if args.origin:
-        options["origins"] = [None if o == "none" else o for o in args.origin]
+        options["origins"] = _origins_option(args.origin)
     if context is not None:
         options["ssl"] = context
     in_worker = workers.worker_id() is not None
@@ -255,6 +258,14 @@ def serve_workers(args: argparse.Namespace) -> int:
         return workers.run_workers(
             args.workers, _serve_worker, args, loop_factory=factory, on_ready=on_ready
         )
+
+
+def _origins_option(items: Sequence[str]) -> Any:
+    """``--origin`` items -> ``origins`` (see :func:`wsjet.core.origin.parse_origins`)."""
+    try:
+        return parse_origins(items)
+    except ValueError as exc:
+        raise SystemExit(f"wsjet: --origin: {exc}") from None
 
 
 def _workers_count(value: str) -> int:
@@ -487,7 +498,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--origin",
         action="append",
         metavar="ORIGIN",
-        help="allowed Origin (repeatable; 'none' allows clients that send none); others get 403",
+        help="allowed Origin (repeatable): an exact origin such as https://chat.example, "
+        "'re:PATTERN' (matched in full), 'none' (clients that send no Origin) or '*' alone "
+        "(any origin); others get 403. Default: clients without Origin, and pages whose "
+        "Origin names the host:port they connect to (same origin); WSJET_ORIGINS sets "
+        "another default",
     )
     serve.add_argument(
         "--workers",
@@ -539,6 +554,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.command == "serve":
             if args.keyfile and not args.certfile:
                 raise SystemExit("wsjet: --keyfile needs --certfile")
+            if args.origin:
+                _origins_option(args.origin)  # a mistake stops here, before any worker starts
             logging.basicConfig(format=LOG_FORMAT, level=logging.INFO, stream=sys.stderr)
             if args.workers is not None:
                 status = serve_workers(args)

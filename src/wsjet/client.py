@@ -56,7 +56,7 @@ class WebSocketClientProtocol(WebSocketCommonProtocol):
         extra_headers: HeadersLike | None = None,
         origin: str | None = None,
         user_agent_header: str | None = handshake.USER_AGENT,
-        compression: Compression = "deflate",
+        compression: Compression = defaults.COMPRESSION,
         http_limits: HTTPLimits | None = None,
         **kwargs: Any,
     ) -> None:

@@ -12,7 +12,7 @@ errors)::
     ├── InvalidHandshake                 the opening handshake failed
     │   ├── InvalidMessage               malformed HTTP (status 400)
     │   │   ├── RequestLineTooLong       request line / header line over the limit (414 / 431)
-    │   │   └── HeadersTooLarge          too many headers or header block too big (431)
+    │   │   └── HeadersTooLarge          too many headers, block or one header too big (431)
     │   ├── InvalidHeader                a header is missing or has a bad value (400)
     │   │   ├── InvalidUpgrade           Upgrade / Connection headers wrong (400)
     │   │   ├── InvalidVersion           Sec-WebSocket-Version is not 13 (426)
@@ -146,9 +146,18 @@ class RequestLineTooLong(InvalidMessage):
 
 
 class HeadersTooLarge(InvalidMessage):
-    """There are too many header lines, or the header block is too large."""
+    """There are too many header lines, the header block is too large, or one header is.
+
+    Attributes:
+        header: the name of the header whose lines, all combined, are over
+            their limit; ``None`` when the whole block is to blame.
+    """
 
     status = 431
+
+    def __init__(self, message: str, header: str | None = None) -> None:
+        super().__init__(message)
+        self.header = header
 
 
 class InvalidHeader(InvalidHandshake):

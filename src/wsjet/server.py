@@ -21,12 +21,22 @@ from .core import defaults, handshake
 from .core.connection import State
 from .core.frames import CloseCode
 from .core.http import Headers, HTTPLimits, Request, RequestReader, Response
+from .core.origin import ANY_ORIGIN, AnyOrigin, OriginRule, Origins, origin_allowed
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidOrigin
 from .extensions import Compression, negotiate_server
 from .protocol import WebSocketCommonProtocol
 from .pubsub import Backplane, InProcessBackplane, Topics
 
-__all__ = ["Server", "WebSocketServer", "WebSocketServerProtocol", "serve", "unix_serve"]
+__all__ = [
+    "ANY_ORIGIN",
+    "OriginRule",
+    "Origins",
+    "Server",
+    "WebSocketServer",
+    "WebSocketServerProtocol",
+    "serve",
+    "unix_serve",
+]
 
 logger = logging.getLogger("wsjet.server")
 
@@ -38,8 +48,6 @@ ProcessRequest = Callable[
 ProcessResponse = Callable[
     ["WebSocketServerProtocol", Request, Response], "Response | Awaitable[Response | None] | None"
 ]
-#: An item of ``origins``: an exact Origin, a pattern it must match in full, or ``None``.
-OriginRule = str | re.Pattern[str] | None
 SelectSubprotocol = Callable[["WebSocketServerProtocol", Sequence[str]], "str | None"]
 
 #: Grace period after ``close_timeout`` before a shutdown cancels handlers.
@@ -78,11 +86,11 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         handler: Handler | None,
         server: Server,
         *,
-        origins: Sequence[OriginRule] | None = None,
+        origins: Origins = defaults.ORIGINS,
         subprotocols: Sequence[str] | None = None,
         select_subprotocol: SelectSubprotocol | None = None,
         extra_headers: HeadersLike | Callable[[str, Headers], HeadersLike] | None = None,
-        compression: Compression = "deflate",
+        compression: Compression = defaults.COMPRESSION,
         server_header: str | None = handshake.SERVER_HEADER,
         process_request: ProcessRequest | None = None,
         process_response: ProcessResponse | None = None,
@@ -183,12 +191,28 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         return handshake.select_subprotocol(offered, available)
 
     def check_origin(self, origin: str | None) -> None:
-        r"""Check the Origin header against the ``origins`` allow-list.
+        r"""Check the Origin header against the ``origins`` option (RFC 6455 §10.2).
 
-        ``origins=None`` (the default) accepts every request: set it on any
-        server that browsers reach, or a page on another site can open a
-        WebSocket with the visitor's cookies (Cross-Site WebSocket Hijacking).
-        Each rule of ``origins`` is one of:
+        A browser lets any page open a WebSocket to any server, with the
+        visitor's cookies, and tells the page's origin in the Origin header;
+        a server that accepts every Origin lets another site act as its
+        users (Cross-Site WebSocket Hijacking). So ``origins=None``, the
+        default, is the *same-origin* policy
+        (:func:`wsjet.core.origin.same_origin`):
+
+        * a request without Origin is accepted: browsers always send one
+          (RFC 6455 §4.2.1 item 7), other clients (servers, command-line
+          tools, ``websockets``, Node ``ws``) usually don't;
+        * a request with an Origin is accepted when the Origin's host and
+          port equal the request's Host header's (case-insensitive host,
+          default ports 80 / 443 filled in, scheme not compared), e.g.
+          ``Origin: https://chat.example`` with ``Host: chat.example``; a page
+          served by the same server passes, a page of any other site, or of
+          another port or subdomain, gets 403.
+
+        ``origins=wsjet.ANY_ORIGIN`` accepts every request (no check). A
+        list of rules replaces the same-origin policy by an allow-list; each
+        rule is one of:
 
         * a ``str``: the Origin must equal it exactly, e.g.
           ``"https://example.com"`` (scheme, host and non-default port, as
@@ -199,6 +223,10 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         * ``None``: requests without an Origin header (non-browser clients) are
           accepted.
 
+        The default comes from ``WSJET_ORIGINS`` when set (see
+        :mod:`wsjet.core.defaults`). Called with the request in
+        :attr:`request`, whose Host header the same-origin policy reads.
+
         Args:
             origin: the request's Origin header, or ``None`` when it has none.
 
@@ -206,20 +234,9 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             InvalidOrigin: the origin is not allowed (the server answers 403,
                 without echoing the origin).
         """
-        if self.origins is None:
-            return
-        for rule in self.origins:
-            if rule is None:
-                if origin is None:
-                    return
-            elif origin is None:
-                continue
-            elif isinstance(rule, str):
-                if origin == rule:
-                    return
-            elif rule.fullmatch(origin) is not None:
-                return
-        raise InvalidOrigin("Origin", origin, "not allowed")
+        host = None if self.request is None else self.request.headers.get("Host")
+        if not origin_allowed(origin, host, self.origins):
+            raise InvalidOrigin("Origin", origin, "not allowed")
 
     async def _accept(self, request: Request) -> Response | None:
         """Run the opening handshake; return the response, or None when already answered."""
@@ -228,8 +245,15 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             result = await result
         if result is not None:
             return result
-        key = handshake.check_request(request)
-        self.check_origin(request.headers.get("Origin"))
+        key = handshake.check_request(
+            request, max_negotiation_bytes=self._reader.limits.max_negotiation_bytes
+        )
+        origins = request.headers.get_all("Origin")
+        if len(origins) > 1 and self.origins is not ANY_ORIGIN:
+            # RFC 6454 §7.3: a user agent sends one Origin at most; which of
+            # several a check should read is anybody's guess, so none is.
+            raise InvalidOrigin("Origin", ", ".join(origins), f"{len(origins)} Origin headers")
+        self.check_origin(origins[0] if origins else None)
         offered = handshake.parse_subprotocols(request.headers)
         subprotocol = self.select_subprotocol(offered, self.available_subprotocols)
         extensions, codec = negotiate_server(request.headers, self.compression)
@@ -316,12 +340,15 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         self.server.unregister(self)
 
 
-def _check_origins(origins: Sequence[OriginRule] | None) -> list[OriginRule] | None:
+def _check_origins(origins: Origins) -> list[OriginRule] | AnyOrigin | None:
     """Validate the ``origins`` option; a lone string is a mistake, not a list of characters."""
-    if origins is None:
-        return None
+    if origins is None or origins is ANY_ORIGIN:
+        return origins
     if isinstance(origins, str | bytes):
-        raise TypeError("origins must be a list of origins, not a single string")
+        raise TypeError(
+            "origins must be a list of origins, not a single string"
+            " (wsjet.ANY_ORIGIN accepts any origin)"
+        )
     rules = list(origins)
     for rule in rules:
         if rule is not None and not isinstance(rule, str | re.Pattern):
@@ -494,9 +521,12 @@ class serve:
 
     Options (see :class:`WebSocketServerProtocol` and
     :class:`~wsjet.protocol.WebSocketCommonProtocol`): ``create_protocol``,
-    ``origins`` (an allow-list of exact strings, compiled :class:`re.Pattern`
-    matched in full, and ``None`` for clients without Origin; the default,
-    ``None``, checks nothing: see :meth:`WebSocketServerProtocol.check_origin`),
+    ``origins`` (the default, ``None``, accepts requests without Origin and
+    those whose Origin names the Host they were sent to, 403 for the others;
+    a list is an allow-list of exact strings, compiled :class:`re.Pattern`
+    matched in full, and ``None`` for clients without Origin;
+    :data:`ANY_ORIGIN` accepts every Origin: see
+    :meth:`WebSocketServerProtocol.check_origin`),
     ``subprotocols``, ``select_subprotocol`` (``select_subprotocol(connection,
     offered) -> str | None``), ``extra_headers``, ``compression``,
     ``process_request``, ``process_response``, ``open_timeout``,

@@ -115,6 +115,28 @@ def test_check_request_accepts_variants(changes: dict[str, list[str] | None]) ->
     assert check_request(rfc_request(**changes)) == KEY
 
 
+@pytest.mark.parametrize("name", ["Sec_WebSocket_Protocol", "Sec_WebSocket_Extensions"])
+def test_check_request_caps_negotiation_headers(name: str) -> None:
+    """RFC 6455 §4.2.1 items 8-9 offers: all lines of each header together at most 4096 bytes."""
+    header = name.replace("_", "-")
+    assert check_request(rfc_request(**{name: ["a" * 4096]})) == KEY
+    assert check_request(rfc_request(**{name: ["a" * 2048, "b" * 2048]})) == KEY
+    for values in (["a" * 4097], ["a" * 2048, "b" * 2049], ["a" * 1000] * 5):
+        with pytest.raises(HeadersTooLarge) as info:
+            check_request(rfc_request(**{name: values}))
+        assert info.value.status == 431 and info.value.header == header
+        assert "aaa" not in str(info.value)
+    # The limit is a keyword (HTTPLimits.max_negotiation_bytes on a server).
+    assert check_request(rfc_request(**{name: ["a" * 5000]}), max_negotiation_bytes=5000) == KEY
+    with pytest.raises(HeadersTooLarge):
+        check_request(rfc_request(**{name: ["abc"]}), max_negotiation_bytes=2)
+    # The other header counts on its own.
+    other = (
+        "Sec_WebSocket_Extensions" if name == "Sec_WebSocket_Protocol" else "Sec_WebSocket_Protocol"
+    )
+    assert check_request(rfc_request(**{name: ["a" * 4096], other: ["b" * 4096]})) == KEY
+
+
 @pytest.mark.parametrize("method", ["POST", "HEAD", "get", "CONNECT"])
 def test_check_request_method_not_allowed(method: str) -> None:
     request = rfc_request()
@@ -242,6 +264,12 @@ def method_error() -> InvalidMessage:
         (RequestLineTooLong("long", 414), 414, "request header too large"),
         (RequestLineTooLong("long"), 431, "request header too large"),
         (HeadersTooLarge("many"), 431, "request header too large"),
+        (
+            HeadersTooLarge("<script>", header="Sec-WebSocket-Extensions"),
+            431,
+            "Sec-WebSocket-Extensions header too large",
+        ),
+        (HeadersTooLarge("big", header="X-<script>"), 431, "request header too large"),
         (InvalidMessage("bare LF <script>"), 400, "invalid HTTP request"),
         (method_error(), 405, "only the GET method"),
         (InvalidHandshake("<script>"), 400, "invalid opening handshake"),

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import wsjet
 from wsjet.core import _mask, mask
 from wsjet.core._mask import apply_mask as pure_apply_mask
 
@@ -240,19 +241,21 @@ def test_apply_mask_into_errors() -> None:
         _speedups.apply_mask_into(b"x" * 4, b"abcd", b"ro!!")
 
 
-# wsjet.core.mask picks the implementation; speedups_enabled() must tell the truth.
+# wsjet.core.mask picks the implementation; mask.COMPILED and
+# wsjet.speedups_enabled() must tell the truth.
 
 
 def test_mask_module_in_this_process() -> None:
     forced_pure = bool(os.environ.get("WSJET_NO_EXTENSIONS"))
-    assert mask.speedups_enabled() is not forced_pure
+    assert mask.COMPILED is not forced_pure
+    assert wsjet.speedups_enabled() is not forced_pure
     expected = _mask.apply_mask if forced_pure else _speedups.apply_mask
     assert mask.apply_mask is expected
 
 
 PROBE = (
-    "from wsjet.core import _mask, _speedups, mask; "
-    "print(mask.speedups_enabled(), "
+    "import wsjet; from wsjet.core import _mask, _speedups, connection, mask; "
+    "print(mask.COMPILED, wsjet.speedups_enabled(), connection.__file__.endswith('.py'), "
     "mask.apply_mask is _speedups.apply_mask, "
     "mask.apply_mask is _mask.apply_mask)"
 )
@@ -275,8 +278,8 @@ def run_probe(no_extensions: bool) -> str:
 
 
 def test_speedups_enabled_by_default() -> None:
-    assert run_probe(no_extensions=False) == "True True False"
+    assert run_probe(no_extensions=False) == "True True False True False"
 
 
 def test_no_extensions_forces_pure_python() -> None:
-    assert run_probe(no_extensions=True) == "False False True"
+    assert run_probe(no_extensions=True) == "False False True False True"

@@ -29,7 +29,7 @@ from .mask import apply_mask
 
 __all__ = ["DEFAULT_MAX_FRAGMENTS", "Connection", "MessageCodec", "Side", "State"]
 
-logger = logging.getLogger("wsjet")
+_LOGGER = logging.getLogger("wsjet")
 
 #: Most frames one message may take, empty ones included. Autobahn 9.3.1 sends
 #: 65,536 fragments; beyond twice that a peer is only burning our CPU.
@@ -83,6 +83,8 @@ class _MaskKeys:
 
 
 _FIN, _RSV1, _RSV23, _OPCODE = 0x80, 0x40, 0x30, 0x0F
+_FIN_OR_RSV1 = _FIN | _RSV1
+_CONT, _TEXT, _CLOSE = int(Opcode.CONT), int(Opcode.TEXT), int(Opcode.CLOSE)
 # Plain values for send_frame_bytes, called once per receiver of a broadcast:
 # looking an enum member up on its class costs ~0.1 µs on Python 3.11.
 _OPEN = State.OPEN
@@ -115,7 +117,7 @@ class Connection:
         codec: MessageCodec | None = None,
         compression_threshold: int = 0,
         mask_key: Callable[[], bytes] | None = None,
-        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = logger,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = _LOGGER,
     ) -> None:
         self.side = side
         self.state = State.OPEN
@@ -192,8 +194,9 @@ class Connection:
         """Parsing stopped after a complete message, with ``pause_after_message`` set.
 
         The bytes after it stay buffered; ``receive_data(b"")`` parses on.
+        False when no bytes are left to parse.
         """
-        return self._held and self._parsing
+        return self._held and self._parsing and len(self._buffer) > 0
 
     def flush_pong(self) -> None:
         """Send the pong deferred while ``defer_pongs`` was set, if any."""
@@ -407,6 +410,7 @@ class Connection:
         buf = self._buffer
         end = len(buf)
         pos = 0
+        view = memoryview(buf)
         try:
             while self._parsing and not self._held:
                 if self._frame_remaining:
@@ -415,51 +419,64 @@ class Connection:
                     if n == 0:
                         break
                     self._frame_remaining -= n
-                    with memoryview(buf) as view, view[pos : pos + n] as chunk:
+                    with view[pos : pos + n] as chunk:
                         pos += n
                         self._receive_payload(chunk)
                     continue
                 if end - pos < 2:
                     break
-                first, second = buf[pos], buf[pos + 1]
+                first = buf[pos]
+                second = buf[pos + 1]
                 length = second & 0x7F
                 opcode = first & _OPCODE
                 self._check_header(first, second, opcode, length)
-                header_size = 2 + (2 if length == 126 else 8 if length == 127 else 0)
-                if end - pos < header_size:
-                    break
+                header_size = 2
                 if length == 126:
-                    length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                    header_size = 4
+                    if end - pos < 4:
+                        break
+                    length = (buf[pos + 2] << 8) | buf[pos + 3]
                     if length < 126:
                         raise ProtocolError("payload length not minimally encoded (16 bits)")
                 elif length == 127:
-                    length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                    if length >> 63:
+                    header_size = 10
+                    if end - pos < 10:
+                        break
+                    # §5.2: "the most significant bit MUST be 0".
+                    if buf[pos + 2] & 0x80:
                         raise ProtocolError("payload length has its most significant bit set")
+                    length = int.from_bytes(view[pos + 2 : pos + 10], "big")
                     if length < 65536:
                         raise ProtocolError("payload length not minimally encoded (64 bits)")
-                if opcode < Opcode.CLOSE:
+                if opcode < _CLOSE:
                     self._check_size(first, opcode, length)
+                mask: bytes | None = None
                 if second & 0x80:
+                    if end - pos < header_size + 4:
+                        break
+                    mask = bytes(view[pos + header_size : pos + header_size + 4])
                     header_size += 4
-                    if end - pos < header_size:
-                        break
-                mask = (
-                    bytes(buf[pos + header_size - 4 : pos + header_size]) if second & 0x80 else None
-                )
-                if opcode >= Opcode.CLOSE:
+                start = pos + header_size
+                if opcode >= _CLOSE:
                     # Control frames are handled whole; they are at most 125 bytes.
-                    if end - pos < header_size + length:
+                    if end - start < length:
                         break
-                    payload = bytes(buf[pos + header_size : pos + header_size + length])
-                    pos += header_size + length
-                    if mask is not None:
-                        payload = apply_mask(payload, mask)
+                    pos = start + length
+                    with view[start:pos] as chunk:
+                        payload = apply_mask(chunk, mask) if mask is not None else bytes(chunk)
                     self._receive_control(opcode, payload)
+                elif first & _FIN_OR_RSV1 == _FIN and opcode != _CONT and end - start >= length:
+                    # A whole, final, uncompressed frame that starts a message: the
+                    # message is in hand, so skip the streaming machinery.
+                    pos = start + length
+                    with view[start:pos] as chunk:
+                        payload = apply_mask(chunk, mask) if mask is not None else bytes(chunk)
+                    self._receive_message(opcode, payload)
                 else:
-                    pos += header_size
+                    pos = start
                     self._start_data_frame(first, opcode, length, mask)
         finally:
+            view.release()
             del buf[:pos]
 
     def _check_header(self, first: int, second: int, opcode: int, length: int) -> None:
@@ -528,6 +545,21 @@ class Connection:
         self._frame_remaining = length
         if length == 0:
             self._receive_payload(memoryview(b""))
+
+    def _receive_message(self, opcode: int, payload: bytes) -> None:
+        """Hand over a message that came whole in one uncompressed frame."""
+        if self._debug:
+            self._msg_opcode = opcode  # for _log_frame's text preview
+            self._log_frame("<", opcode, payload, True, False)
+            self._msg_opcode = None
+        data: str | bytes = payload
+        if opcode == _TEXT:
+            try:
+                data = payload.decode()
+            except UnicodeDecodeError as exc:
+                raise InvalidPayloadData(f"invalid UTF-8 in text message: {exc.reason}") from exc
+        self._events.append(DataReceived(data, True, True))
+        self._held = self.pause_after_message
 
     def _receive_payload(self, chunk: memoryview) -> None:
         mask = self._frame_mask

@@ -238,12 +238,17 @@ class HTTPLimits:
         max_headers: most header lines.
         max_header_bytes: largest header block, start line and final CRLF included.
         max_body: largest response body (responses only).
+        max_negotiation_bytes: most value bytes of Sec-WebSocket-Protocol, and
+            of Sec-WebSocket-Extensions, all lines of each header combined
+            (requests only; checked by
+            :func:`~wsjet.core.handshake.check_request`).
     """
 
     max_line: int = defaults.MAX_LINE
     max_headers: int = defaults.MAX_HEADERS
     max_header_bytes: int = defaults.MAX_HEADER_BYTES
     max_body: int = defaults.MAX_BODY
+    max_negotiation_bytes: int = defaults.MAX_NEGOTIATION_BYTES
 
 
 DEFAULT_LIMITS = HTTPLimits()

@@ -6,25 +6,20 @@
 
 from __future__ import annotations
 
-import os
-
+from . import NO_EXTENSIONS
 from ._mask import apply_mask as _pure_apply_mask
 
-__all__ = ["apply_mask", "speedups_enabled"]
+__all__ = ["COMPILED", "apply_mask"]
 
-_SPEEDUPS = False
+#: Whether :func:`apply_mask` is the compiled one (``wsjet.core._speedups``).
+COMPILED = False
 apply_mask = _pure_apply_mask
 
-if not os.environ.get("WSJET_NO_EXTENSIONS"):
+if not NO_EXTENSIONS:
     try:
         from . import _speedups
     except ImportError:  # the optional extension was not built
         pass
     else:
         apply_mask = _speedups.apply_mask
-        _SPEEDUPS = True
-
-
-def speedups_enabled() -> bool:
-    """Tell whether the compiled hot path is in use."""
-    return _SPEEDUPS
+        COMPILED = True

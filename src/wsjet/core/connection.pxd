@@ -1,0 +1,79 @@
+# Declarations that let Cython compile connection.py into a C extension
+# (Cython's "pure Python mode" with an augmenting .pxd). connection.py stays
+# the specification and the pure-Python path; this file only adds C types.
+# Every attribute of Connection must be declared here: a compiled instance has
+# no __dict__. "public" ones are read or set by the I/O layer and tests.
+
+cimport cython
+
+
+cdef class Connection:
+    cdef public object side
+    cdef public object state
+    cdef public object max_size
+    cdef public Py_ssize_t max_fragments
+    cdef public object codec
+    cdef public Py_ssize_t compression_threshold
+    cdef public object logger
+    cdef bint _debug
+    cdef object _mask_key
+    cdef bint _expect_masked
+
+    cdef public object close_rcvd
+    cdef public object close_sent
+    cdef public object close_rcvd_then_sent
+    cdef public object failure
+    cdef public bint eof_received
+
+    cdef bytearray _buffer
+    cdef list _events
+    cdef list _output
+    cdef bint _parsing
+    cdef bint _eof_wanted
+
+    cdef Py_ssize_t _frame_remaining
+    cdef bint _frame_fin
+    cdef object _frame_mask
+    cdef Py_ssize_t _frame_offset
+    cdef int _frame_opcode
+    cdef Py_ssize_t _frame_length
+
+    cdef object _msg_opcode
+    cdef Py_ssize_t _msg_size
+    cdef Py_ssize_t _msg_frames
+    cdef bint _msg_compressed
+    cdef Py_ssize_t _msg_wire
+    cdef Py_ssize_t _msg_pieces
+
+    cdef public bint pause_after_message
+    cdef bint _held
+    cdef public bint defer_pongs
+    cdef object _pending_pong
+    cdef object _decoder
+    cdef object _out_msg
+
+    cdef _send_data(self, int opcode, object data, bint fin, object compress)
+    cdef _write_frame(self, int opcode, object data, bint fin, bint rsv1)
+    cdef _fail(self, object exc)
+
+    @cython.locals(
+        buf=bytearray,
+        end=Py_ssize_t,
+        pos=Py_ssize_t,
+        n=Py_ssize_t,
+        first=int,
+        second=int,
+        opcode=int,
+        length=Py_ssize_t,
+        header_size=Py_ssize_t,
+        start=Py_ssize_t,
+    )
+    cdef _parse(self)
+    cdef _check_header(self, int first, int second, int opcode, Py_ssize_t length)
+    @cython.locals(frames=Py_ssize_t, size=Py_ssize_t, compressed=bint, wire=Py_ssize_t)
+    cdef _check_size(self, int first, int opcode, Py_ssize_t length)
+    cdef _start_data_frame(self, int first, int opcode, Py_ssize_t length, object mask)
+    cdef _receive_message(self, int opcode, bytes payload)
+    @cython.locals(offset=Py_ssize_t, end=bint)
+    cdef _receive_payload(self, object chunk)
+    cdef _receive_control(self, int opcode, bytes payload)
