@@ -301,7 +301,12 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             async with self._fragment_lock:
                 pass  # wait for the fragmented message to finish
         connection = self._open_connection()
-        if isinstance(message, str):
+        kind = type(message)
+        if kind is bytes:  # the most common cases first: exact types
+            connection.send_binary(message, compress=compress)  # type: ignore[arg-type]
+        elif kind is str:
+            connection.send_text(message.encode(), compress=compress)  # type: ignore[union-attr]
+        elif isinstance(message, str):
             connection.send_text(message.encode(), compress=compress)
         elif isinstance(message, bytes | bytearray | memoryview):
             connection.send_binary(message, compress=compress)
@@ -581,6 +586,8 @@ class WebSocketCommonProtocol(asyncio.Protocol):
                 transport.write(output[0])
             else:
                 transport.writelines(output)
+        if not connection.close_expected() and not connection.wants_eof():
+            return  # the connection is open: nothing else to do (the hot path)
         if connection.failure is not None and not self._logged_failure:
             self._logged_failure = True
             self.logger.info("failing connection: %s", connection.failure)

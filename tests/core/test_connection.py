@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from wsjet.core.connection import Connection, Side, State
+from wsjet.core.connection import WHOLE_FRAME_LIMIT, Connection, Side, State
 from wsjet.core.events import CloseReceived, DataReceived, Event, PingReceived, PongReceived
 from wsjet.core.frames import Close, Opcode, serialize_frame
 from wsjet.exceptions import InvalidState
@@ -280,14 +280,38 @@ def test_max_fragments() -> None:
     assert server.failure is not None and server.failure.close_code == 1009
 
 
-def test_large_frame_streams_in_pieces() -> None:
+@pytest.mark.parametrize("opcode", [Opcode.BINARY, Opcode.TEXT])
+def test_large_frame_streams_in_pieces(opcode: Opcode) -> None:
     server = Connection(Side.SERVER, max_size=None)
-    wire = client_frame(Opcode.BINARY, bytes(range(256)) * 1000)
+    payload = b"0123456789abcdef" * (WHOLE_FRAME_LIMIT // 16 + 1)
+    wire = client_frame(opcode, payload)
     for start in range(0, len(wire), 4096):
         server.receive_data(wire[start : start + 4096])
     events = server.events_received()
     assert len(events) > 10  # pieces were handed over as they arrived
-    assert messages(events) == [bytes(range(256)) * 1000]
+    expected = payload if opcode == Opcode.BINARY else payload.decode()
+    assert messages(events) == [expected]
+
+
+def test_text_frame_streams_below_the_whole_frame_limit() -> None:
+    server = Connection(Side.SERVER)
+    wire = client_frame(Opcode.TEXT, b"x" * 100_000)
+    for start in range(0, len(wire), 4096):
+        server.receive_data(wire[start : start + 4096])
+    assert len(server.events_received()) > 10
+
+
+def test_binary_frame_up_to_the_limit_arrives_whole() -> None:
+    server = Connection(Side.SERVER, max_size=None)
+    payload = bytes(range(256)) * (WHOLE_FRAME_LIMIT // 256)
+    wire = client_frame(Opcode.BINARY, payload)
+    for start in range(0, len(wire) - 4096, 4096):
+        server.receive_data(wire[start : start + 4096])
+        assert server.events_received() == []  # waiting for the rest of the frame
+    server.receive_data(wire[start + 4096 :])
+    assert server.events_received() == [DataReceived(payload, True, True)]
+    server.receive_data(b"")
+    assert server.events_received() == []
 
 
 # --- closing handshake ----------------------------------------------------------------

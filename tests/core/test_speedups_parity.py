@@ -283,3 +283,34 @@ def test_speedups_enabled_by_default() -> None:
 
 def test_no_extensions_forces_pure_python() -> None:
     assert run_probe(no_extensions=True) == "False False True False True"
+
+
+# extract_payload: the parser's one-call unmasking of a payload in its buffer.
+
+
+def test_extract_payload_parity_on_random_ranges() -> None:
+    rng = random.Random(7)
+    for _ in range(3000):
+        buf = bytearray(rng.randbytes(rng.randint(0, 400)))
+        start = rng.randint(-2, len(buf) + 2)
+        stop = rng.randint(start - 2, len(buf) + 3)
+        key_at = rng.choice([-1, -2, rng.randint(0, len(buf) + 1), len(buf) - 4, len(buf) - 3])
+        outcomes = []
+        for fn in (_mask.extract_payload, _speedups.extract_payload):
+            try:
+                outcomes.append(("ok", fn(buf, start, stop, key_at)))
+            except ValueError as exc:
+                outcomes.append(("error", str(exc)))
+        assert outcomes[0] == outcomes[1], (len(buf), start, stop, key_at)
+        if outcomes[0][0] == "ok":
+            key = bytes(4) if key_at == -1 else bytes(buf[key_at : key_at + 4])
+            assert outcomes[0][1] == pure_apply_mask(buf[start:stop], key)
+
+
+def test_extract_payload_large_and_aliasing() -> None:
+    buf = bytearray(os.urandom(2**20 + 14))
+    key = bytes(buf[10:14])
+    expected = pure_apply_mask(buf[14:], key)
+    assert _speedups.extract_payload(buf, 14, len(buf), 10) == expected
+    assert _mask.extract_payload(memoryview(buf), 14, len(buf), 10) == expected
+    assert _speedups.extract_payload(bytes(buf), 0, 3, -1) == bytes(buf[:3])

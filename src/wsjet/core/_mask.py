@@ -22,3 +22,25 @@ def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
     repeated = (mask * (length // 4 + 1))[:length]
     value = int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")
     return value.to_bytes(length, "little")
+
+
+def extract_payload(
+    buffer: bytes | bytearray | memoryview, start: int, stop: int, key_at: int, /
+) -> bytes:
+    """Return ``buffer[start:stop]`` unmasked with the key at ``buffer[key_at:key_at + 4]``.
+
+    ``key_at`` -1 means the payload is not masked: it is copied as is. This is
+    how the parser takes a frame's payload out of its receive buffer (§5.2:
+    the masking key comes right before the payload).
+
+    Raises:
+        ValueError: the range or the key lies outside the buffer.
+    """
+    with memoryview(buffer) as view, view.cast("B") as octets:
+        if not 0 <= start <= stop <= len(octets):
+            raise ValueError("payload range outside the buffer")
+        if key_at == -1:
+            return bytes(octets[start:stop])
+        if not 0 <= key_at <= len(octets) - 4:
+            raise ValueError("masking key outside the buffer")
+        return apply_mask(octets[start:stop], bytes(octets[key_at : key_at + 4]))

@@ -288,7 +288,83 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(extract_payload_doc,
+"extract_payload($module, buffer, start, stop, key_at, /)\n"
+"--\n"
+"\n"
+"Return buffer[start:stop] as bytes, unmasked with the 4-byte key found at\n"
+"buffer[key_at:key_at + 4], or copied as is when key_at is -1.\n"
+"\n"
+"One call and one copy for a frame payload still in the receive buffer.\n"
+"Raise ValueError if the range or the key lies outside the buffer.");
+
+static PyObject *
+extract_payload(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer view;
+    Py_ssize_t start, stop, key_at;
+    PyObject *result = NULL;
+
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError,
+                     "extract_payload() takes 4 positional arguments but %zd were given",
+                     nargs);
+        return NULL;
+    }
+    start = PyLong_AsSsize_t(args[1]);
+    stop = PyLong_AsSsize_t(args[2]);
+    key_at = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (start < 0 || stop < start || stop > view.len) {
+        PyErr_SetString(PyExc_ValueError, "payload range outside the buffer");
+        goto done;
+    }
+    if (key_at != -1 && (key_at < 0 || key_at > view.len - 4)) {
+        PyErr_SetString(PyExc_ValueError, "masking key outside the buffer");
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, stop - start);
+    if (result == NULL) {
+        goto done;
+    }
+    {
+        const unsigned char *src = (const unsigned char *)view.buf;
+        unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(result);
+        Py_ssize_t len = stop - start;
+
+        if (key_at == -1) {
+            memcpy(dst, src + start, (size_t)len);
+        }
+        else {
+            unsigned char key[4];
+
+            /* A copy: with the GIL released, the key must not be read from
+             * a buffer the payload's destination could alias. */
+            memcpy(key, src + key_at, 4);
+            if (len >= GIL_RELEASE_THRESHOLD) {
+                Py_BEGIN_ALLOW_THREADS
+                xor_mask(src + start, dst, len, key);
+                Py_END_ALLOW_THREADS
+            }
+            else {
+                xor_mask(src + start, dst, len, key);
+            }
+        }
+    }
+
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
 static PyMethodDef speedups_methods[] = {
+    {"extract_payload", (PyCFunction)(void (*)(void))extract_payload,
+     METH_FASTCALL, extract_payload_doc},
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask,
      METH_FASTCALL | METH_KEYWORDS, apply_mask_doc},
     {"apply_mask_into", (PyCFunction)(void (*)(void))apply_mask_into,

@@ -15,3 +15,6 @@ def apply_mask_into(data: Buffer, mask: Buffer, out: Buffer) -> None:
     ``out`` is a writable buffer of the same length as ``data``; it may be
     ``data`` itself but must not otherwise overlap it.
     """
+
+def extract_payload(buffer: Buffer, start: int, stop: int, key_at: int, /) -> bytes:
+    """Return buffer[start:stop] unmasked with the key at buffer[key_at:key_at + 4] (-1: none)."""

@@ -6,6 +6,12 @@
 
 cimport cython
 
+# Module constants used on every frame (see connection.py).
+cdef int _FIN, _RSV1, _RSV23, _OPCODE, _MASKED, _FIN_OR_RSV1
+cdef int _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG
+cdef long _KNOWN_OPCODE_BITS
+cdef object _OPEN, _CLOSING, _CLOSED
+
 
 cdef class Connection:
     cdef public object side
@@ -14,6 +20,7 @@ cdef class Connection:
     cdef public Py_ssize_t max_fragments
     cdef public object codec
     cdef public Py_ssize_t compression_threshold
+    cdef public Py_ssize_t whole_frame_limit
     cdef public object logger
     cdef bint _debug
     cdef object _mask_key
@@ -67,6 +74,7 @@ cdef class Connection:
         length=Py_ssize_t,
         header_size=Py_ssize_t,
         start=Py_ssize_t,
+        key_at=Py_ssize_t,
     )
     cdef _parse(self)
     cdef _check_header(self, int first, int second, int opcode, Py_ssize_t length)

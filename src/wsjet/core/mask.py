@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from . import NO_EXTENSIONS
 from ._mask import apply_mask as _pure_apply_mask
+from ._mask import extract_payload as _pure_extract_payload
 
-__all__ = ["COMPILED", "apply_mask"]
+__all__ = ["COMPILED", "apply_mask", "extract_payload"]
 
 #: Whether :func:`apply_mask` is the compiled one (``wsjet.core._speedups``).
 COMPILED = False
 apply_mask = _pure_apply_mask
+extract_payload = _pure_extract_payload
 
 if not NO_EXTENSIONS:
     try:
@@ -22,4 +24,5 @@ if not NO_EXTENSIONS:
         pass
     else:
         apply_mask = _speedups.apply_mask
+        extract_payload = _speedups.extract_payload
         COMPILED = True
