@@ -11,6 +11,7 @@ import random
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -314,3 +315,41 @@ def test_extract_payload_large_and_aliasing() -> None:
     assert _speedups.extract_payload(buf, 14, len(buf), 10) == expected
     assert _mask.extract_payload(memoryview(buf), 14, len(buf), 10) == expected
     assert _speedups.extract_payload(bytes(buf), 0, 3, -1) == bytes(buf[:3])
+
+
+# new_payload / fill_payload / finish_payload: messages assembled in place.
+
+
+def test_payload_assembly_parity() -> None:
+    rng = random.Random(11)
+    for _ in range(500):
+        message = rng.randbytes(rng.randint(2, 3000))
+        key = rng.randbytes(4) if rng.random() < 0.7 else None
+        wire = message if key is None else pure_apply_mask(message, key)
+        results = []
+        for twin in (_mask, _speedups):
+            target = twin.new_payload(len(message))
+            at = 0
+            while at < len(message):
+                n = rng.randint(0, len(message) - at)
+                source = b"pad" + wire[at : at + n] + b"pad"
+                rotated = None if key is None else key[at % 4 :] + key[: at % 4]
+                twin.fill_payload(target, at, source, 3, 3 + n, rotated)
+                at += n
+            results.append(twin.finish_payload(target))
+        assert results[0] == results[1] == message
+
+
+@pytest.mark.parametrize("twin", [_mask, _speedups])
+def test_payload_assembly_errors(twin: Any) -> None:
+    with pytest.raises(ValueError):
+        twin.new_payload(1)
+    target = twin.new_payload(8)
+    with pytest.raises(ValueError, match="outside the message"):
+        twin.fill_payload(target, 5, b"abcd", 0, 4, None)
+    with pytest.raises(ValueError, match="source range"):
+        twin.fill_payload(target, 0, b"abcd", 2, 9, None)
+    with pytest.raises(ValueError, match="4 bytes"):
+        twin.fill_payload(target, 0, b"abcd", 0, 4, b"abc")
+    twin.fill_payload(target, 4, b"abcd", 0, 4, None)
+    assert twin.finish_payload(target)[4:] == b"abcd"

@@ -44,3 +44,48 @@ def extract_payload(
         if not 0 <= key_at <= len(octets) - 4:
             raise ValueError("masking key outside the buffer")
         return apply_mask(octets[start:stop], bytes(octets[key_at : key_at + 4]))
+
+
+# Messages assembled in place: a large frame that arrives over several reads is
+# unmasked piece by piece into one buffer. The compiled twin fills the final
+# bytes object itself; this one fills a bytearray and copies it at the end.
+
+
+def new_payload(length: int, /) -> bytearray:
+    """Return a buffer for a message of ``length`` bytes (at least 2)."""
+    if length < 2:
+        raise ValueError("a message buffer holds at least 2 bytes")
+    return bytearray(length)
+
+
+def fill_payload(
+    target: bytearray,
+    at: int,
+    source: bytes | bytearray | memoryview,
+    start: int,
+    stop: int,
+    key: bytes | None,
+    /,
+) -> None:
+    """Write ``source[start:stop]`` into ``target`` at ``at``, unmasked with ``key``.
+
+    ``key`` is the masking key rotated to payload octet ``at`` (``None``: the
+    piece is copied as is).
+
+    Raises:
+        ValueError: a range outside its buffer, or a key that isn't 4 bytes.
+    """
+    if key is not None and len(key) != 4:
+        raise ValueError("mask must contain 4 bytes")
+    with memoryview(source) as view, view.cast("B") as octets:
+        if not 0 <= start <= stop <= len(octets):
+            raise ValueError("source range outside the buffer")
+        if not 0 <= at <= len(target) - (stop - start):
+            raise ValueError("piece outside the message buffer")
+        piece = octets[start:stop]
+        target[at : at + stop - start] = piece if key is None else apply_mask(piece, key)
+
+
+def finish_payload(target: bytearray, /) -> bytes:
+    """Return the filled buffer as the message."""
+    return bytes(target)

@@ -362,7 +362,132 @@ done:
     return result;
 }
 
+/* --- Messages assembled in place --------------------------------------------
+ * A large binary frame that arrives over several reads is unmasked straight
+ * into the bytes object that will be the message: new_payload() allocates it,
+ * fill_payload() writes each piece, finish_payload() hands it over. The object
+ * is private to the parser until finished (nobody else holds or hashes it),
+ * which is what makes writing into a bytes object sound, as CPython itself
+ * does when it builds one. Lengths below 2 are refused: CPython shares the
+ * empty and one-byte bytes objects. */
+
+PyDoc_STRVAR(new_payload_doc,
+"new_payload($module, length, /)\n"
+"--\n"
+"\n"
+"Return a new message buffer of length bytes (length >= 2), to be filled by\n"
+"fill_payload() and handed over by finish_payload().");
+
+static PyObject *
+new_payload(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_ssize_t length = PyLong_AsSsize_t(arg);
+
+    if (length == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (length < 2) {
+        PyErr_SetString(PyExc_ValueError, "a message buffer holds at least 2 bytes");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(NULL, length);
+}
+
+PyDoc_STRVAR(fill_payload_doc,
+"fill_payload($module, target, at, source, start, stop, key, /)\n"
+"--\n"
+"\n"
+"Write source[start:stop] into the message buffer target at offset at,\n"
+"unmasked with the 4-byte key (None: copied as is). The key is the one of\n"
+"payload octet `at` onwards: the caller rotates the frame's key by at % 4.");
+
+static PyObject *
+fill_payload(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *target, *result = NULL;
+    Py_ssize_t at, start, stop;
+    Py_buffer source, key;
+    int masked;
+
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError,
+                     "fill_payload() takes 6 positional arguments but %zd were given", nargs);
+        return NULL;
+    }
+    target = args[0];
+    if (!PyBytes_CheckExact(target) || PyBytes_GET_SIZE(target) < 2) {
+        PyErr_SetString(PyExc_TypeError, "target must come from new_payload()");
+        return NULL;
+    }
+    at = PyLong_AsSsize_t(args[1]);
+    start = PyLong_AsSsize_t(args[3]);
+    stop = PyLong_AsSsize_t(args[4]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    masked = args[5] != Py_None;
+    if (PyObject_GetBuffer(args[2], &source, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (masked && PyObject_GetBuffer(args[5], &key, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&source);
+        return NULL;
+    }
+    if (masked && check_key(&key) < 0) {
+        goto done;
+    }
+    if (start < 0 || stop < start || stop > source.len) {
+        PyErr_SetString(PyExc_ValueError, "source range outside the buffer");
+        goto done;
+    }
+    if (at < 0 || at > PyBytes_GET_SIZE(target) - (stop - start)) {
+        PyErr_SetString(PyExc_ValueError, "piece outside the message buffer");
+        goto done;
+    }
+    {
+        const unsigned char *src = (const unsigned char *)source.buf + start;
+        unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(target) + at;
+
+        if (masked) {
+            xor_mask(src, dst, stop - start, (const unsigned char *)key.buf);
+        }
+        else {
+            memcpy(dst, src, (size_t)(stop - start));
+        }
+    }
+    result = Py_None;
+    Py_INCREF(result);
+
+done:
+    if (masked) {
+        PyBuffer_Release(&key);
+    }
+    PyBuffer_Release(&source);
+    return result;
+}
+
+PyDoc_STRVAR(finish_payload_doc,
+"finish_payload($module, target, /)\n"
+"--\n"
+"\n"
+"Return the filled message buffer as the message (here: target itself).");
+
+static PyObject *
+finish_payload(PyObject *Py_UNUSED(module), PyObject *target)
+{
+    if (!PyBytes_CheckExact(target)) {
+        PyErr_SetString(PyExc_TypeError, "target must come from new_payload()");
+        return NULL;
+    }
+    Py_INCREF(target);
+    return target;
+}
+
 static PyMethodDef speedups_methods[] = {
+    {"new_payload", (PyCFunction)new_payload, METH_O, new_payload_doc},
+    {"fill_payload", (PyCFunction)(void (*)(void))fill_payload, METH_FASTCALL,
+     fill_payload_doc},
+    {"finish_payload", (PyCFunction)finish_payload, METH_O, finish_payload_doc},
     {"extract_payload", (PyCFunction)(void (*)(void))extract_payload,
      METH_FASTCALL, extract_payload_doc},
     {"apply_mask", (PyCFunction)(void (*)(void))apply_mask,

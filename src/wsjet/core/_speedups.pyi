@@ -18,3 +18,14 @@ def apply_mask_into(data: Buffer, mask: Buffer, out: Buffer) -> None:
 
 def extract_payload(buffer: Buffer, start: int, stop: int, key_at: int, /) -> bytes:
     """Return buffer[start:stop] unmasked with the key at buffer[key_at:key_at + 4] (-1: none)."""
+
+def new_payload(length: int, /) -> bytes:
+    """Return a new message buffer of ``length`` bytes (at least 2)."""
+
+def fill_payload(
+    target: bytes, at: int, source: Buffer, start: int, stop: int, key: Buffer | None, /
+) -> None:
+    """Write ``source[start:stop]`` into ``target`` at ``at``, unmasked with ``key``."""
+
+def finish_payload(target: bytes, /) -> bytes:
+    """Return the filled message buffer as the message."""

@@ -8,6 +8,7 @@ cimport cython
 
 # Module constants used on every frame (see connection.py).
 cdef int _FIN, _RSV1, _RSV23, _OPCODE, _MASKED, _FIN_OR_RSV1
+cdef Py_ssize_t _ASSEMBLY_MIN
 cdef int _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG
 cdef long _KNOWN_OPCODE_BITS
 cdef object _OPEN, _CLOSING, _CLOSED
@@ -37,6 +38,11 @@ cdef class Connection:
     cdef list _output
     cdef bint _parsing
     cdef bint _eof_wanted
+
+    cdef object _assembly
+    cdef Py_ssize_t _assembly_pos
+    cdef object _assembly_key
+    cdef int _assembly_opcode
 
     cdef Py_ssize_t _frame_remaining
     cdef bint _frame_fin
@@ -77,6 +83,8 @@ cdef class Connection:
         key_at=Py_ssize_t,
     )
     cdef _parse(self)
+    @cython.locals(filled=Py_ssize_t, n=Py_ssize_t)
+    cdef Py_ssize_t _assemble(self, object source, Py_ssize_t start, Py_ssize_t end) except -1
     cdef _check_header(self, int first, int second, int opcode, Py_ssize_t length)
     @cython.locals(frames=Py_ssize_t, size=Py_ssize_t, compressed=bint, wire=Py_ssize_t)
     cdef _check_size(self, int first, int opcode, Py_ssize_t length)

@@ -25,7 +25,7 @@ from ..exceptions import InvalidPayloadData, InvalidState, PayloadTooBig, Protoc
 from . import defaults
 from .events import CloseReceived, DataReceived, Event, PingReceived, PongReceived
 from .frames import Close, CloseCode, Opcode, frame_header, is_valid_close_code
-from .mask import apply_mask, extract_payload
+from .mask import apply_mask, extract_payload, fill_payload, finish_payload, new_payload
 
 __all__ = [
     "DEFAULT_MAX_FRAGMENTS",
@@ -41,6 +41,10 @@ _LOGGER = logging.getLogger("wsjet")
 #: Most frames one message may take, empty ones included. Autobahn 9.3.1 sends
 #: 65,536 fragments; beyond twice that a peer is only burning our CPU.
 DEFAULT_MAX_FRAGMENTS = defaults.MAX_FRAGMENTS
+
+#: Frames at least this long that arrive over several reads are unmasked into
+#: the message as they come, rather than waiting whole in the receive buffer.
+_ASSEMBLY_MIN = 4096
 
 #: Default :attr:`Connection.whole_frame_limit`: the size of the largest
 #: binary message taken in one step rather than streamed.
@@ -163,6 +167,12 @@ class Connection:
         self._parsing = True
         self._eof_wanted = False
 
+        # The message being assembled in place (see _assemble): its buffer, how
+        # much of it is filled, its masking key, and its opcode.
+        self._assembly: bytes | bytearray | None = None
+        self._assembly_pos = 0
+        self._assembly_key: bytes | None = None
+        self._assembly_opcode = 0
         # The frame whose payload is being received (data frames stream it).
         self._frame_remaining = 0
         self._frame_fin = False
@@ -192,9 +202,14 @@ class Connection:
         """Feed bytes received from the network."""
         if not self._parsing:
             return  # after a close frame or a failure, the rest is discarded (§5.5.1)
-        self._buffer += data
         self._held = False
         try:
+            if self._assembly is not None and not self._buffer:
+                # Unmask the read straight into the message being assembled.
+                used = self._assemble(data, 0, len(data))
+                if used:
+                    data = memoryview(data)[used:]
+            self._buffer += data
             self._parse()
         except ProtocolError as exc:
             self._fail(exc)
@@ -428,6 +443,11 @@ class Connection:
         pos = 0
         try:
             while self._parsing and not self._held:
+                if self._assembly is not None:
+                    pos += self._assemble(buf, pos, end)
+                    if self._assembly is not None:
+                        break  # the rest of the frame is still to come
+                    continue
                 if self._frame_remaining:
                     # Stream a data frame's payload as it arrives.
                     n = min(self._frame_remaining, end - pos)
@@ -490,16 +510,43 @@ class Connection:
                     # whole, in one step, cheaper than streaming its pieces. A
                     # binary one is waited for, up to whole_frame_limit; a text
                     # one streams, to fail on invalid UTF-8 as it arrives (§8.1).
-                    if end - start < length:
-                        break
-                    pos = start + length
-                    self._receive_message(opcode, extract_payload(buf, start, pos, key_at))
+                    if end - start >= length:
+                        pos = start + length
+                        self._receive_message(opcode, extract_payload(buf, start, pos, key_at))
+                    elif length >= _ASSEMBLY_MIN:
+                        pos = start
+                        self._assembly = new_payload(length)
+                        self._assembly_pos = 0
+                        self._assembly_key = None if key_at < 0 else bytes(buf[key_at:start])
+                        self._assembly_opcode = opcode
+                    else:
+                        break  # wait for the rest in the receive buffer
                 else:
                     mask = None if key_at < 0 else bytes(buf[key_at : key_at + 4])
                     pos = start
                     self._start_data_frame(first, opcode, length, mask)
         finally:
             del buf[:pos]
+
+    def _assemble(self, source: bytes | bytearray | memoryview, start: int, end: int) -> int:
+        """Unmask what ``source[start:end]`` holds of the message being assembled.
+
+        Returns how many bytes were used; hands the message over once complete.
+        """
+        target = self._assembly
+        assert target is not None
+        filled = self._assembly_pos
+        n = min(len(target) - filled, end - start)
+        key = self._assembly_key
+        if key is not None and filled & 3:
+            key = key[filled & 3 :] + key[: filled & 3]  # the key of octet `filled` (§5.3)
+        fill_payload(target, filled, source, start, start + n, key)
+        filled += n
+        self._assembly_pos = filled
+        if filled == len(target):
+            self._assembly = None
+            self._receive_message(self._assembly_opcode, finish_payload(target))
+        return n
 
     def _check_header(self, first: int, second: int, opcode: int, length: int) -> None:
         if not (_KNOWN_OPCODE_BITS >> opcode) & 1:
