@@ -224,15 +224,14 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             self._recv_waiter = None
 
     def __aiter__(self) -> AsyncIterator[Data]:
-        return self._iterate()
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Data]:
-        """Yield messages until the connection closes normally (1000/1001)."""
+    async def __anext__(self) -> Data:
+        """Return the next message; end the iteration on a normal close (1000/1001)."""
         try:
-            while True:
-                yield await self.recv()
+            return await self.recv()
         except ConnectionClosedOK:
-            return
+            raise StopAsyncIteration from None
 
     @property
     def _queue_low(self) -> int:

@@ -11,7 +11,7 @@ cdef int _FIN, _RSV1, _RSV23, _OPCODE, _MASKED, _FIN_OR_RSV1
 cdef Py_ssize_t _ASSEMBLY_MIN
 cdef int _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG
 cdef long _KNOWN_OPCODE_BITS
-cdef object _OPEN, _CLOSING, _CLOSED
+cdef object _OPEN, _CLOSING, _CLOSED, _PACK_SHORT_HEADER
 
 
 cdef class Connection:
@@ -66,6 +66,7 @@ cdef class Connection:
     cdef object _out_msg
 
     cdef _send_data(self, int opcode, object data, bint fin, object compress)
+    @cython.locals(length=Py_ssize_t)
     cdef _write_frame(self, int opcode, object data, bint fin, bint rsv1)
     cdef _fail(self, object exc)
 

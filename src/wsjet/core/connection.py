@@ -18,6 +18,7 @@ import codecs
 import enum
 import logging
 import os
+import struct
 from collections.abc import Callable
 from typing import Protocol
 
@@ -107,6 +108,8 @@ _CLOSE, _PING, _PONG = int(Opcode.CLOSE), int(Opcode.PING), int(Opcode.PONG)
 #: Bit ``n`` is set when opcode ``n`` is defined (RFC 6455 §5.2, §11.8).
 _KNOWN_OPCODE_BITS = sum(1 << int(op) for op in Opcode)
 _OPEN, _CLOSING, _CLOSED = State.OPEN, State.CLOSING, State.CLOSED
+#: Two header octets: FIN, RSV1-3 and opcode; MASK and a 7-bit length.
+_PACK_SHORT_HEADER = struct.Struct("!BB").pack
 
 
 class Connection:
@@ -399,10 +402,17 @@ class Connection:
         if self._debug:
             self._log_frame(">", opcode, data, fin, rsv1)
         mask_key = self._mask_key() if self._mask_key is not None else None
-        header = frame_header(opcode, len(data), fin=fin, rsv1=rsv1, mask_key=mask_key)
+        length = len(data)
+        if length < 126 and mask_key is None:
+            # The most common header, without frame_header's keyword call (§5.2).
+            header = _PACK_SHORT_HEADER(
+                (_FIN if fin else 0) | (_RSV1 if rsv1 else 0) | opcode, length
+            )
+        else:
+            header = frame_header(opcode, length, fin=fin, rsv1=rsv1, mask_key=mask_key)
         if mask_key is not None:
             self._output.append(header + apply_mask(data, mask_key))
-        elif len(data) < 1024:
+        elif length < 1024:
             # Small frames: one buffer is cheaper than two writes.
             self._output.append(header + data)
         else:
