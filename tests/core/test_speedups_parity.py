@@ -353,3 +353,19 @@ def test_payload_assembly_errors(twin: Any) -> None:
         twin.fill_payload(target, 0, b"abcd", 0, 4, b"abc")
     twin.fill_payload(target, 4, b"abcd", 0, 4, None)
     assert twin.finish_payload(target)[4:] == b"abcd"
+
+
+def test_mask_frame_parity() -> None:
+    rng = random.Random(5)
+    for size in [*range(0, 200), 4095, 65536, 2**20 + 3]:
+        header, data, key = (
+            rng.randbytes(rng.choice([2, 4, 14])),
+            rng.randbytes(size),
+            rng.randbytes(4),
+        )
+        expected = header + pure_apply_mask(data, key)
+        assert _mask.mask_frame(header, data, key) == expected
+        assert _speedups.mask_frame(header, memoryview(data), key) == expected
+    for twin in (_mask, _speedups):
+        with pytest.raises(ValueError, match="4 bytes"):
+            twin.mask_frame(b"\x82\x80", b"x", b"abc")

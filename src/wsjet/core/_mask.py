@@ -46,6 +46,11 @@ def extract_payload(
         return apply_mask(octets[start:stop], bytes(octets[key_at : key_at + 4]))
 
 
+def mask_frame(header: bytes, data: bytes | bytearray | memoryview, mask: bytes, /) -> bytes:
+    """Return ``header`` followed by ``data`` masked with ``mask``: a whole client frame."""
+    return header + apply_mask(data, mask)
+
+
 # Messages assembled in place: a large frame that arrives over several reads is
 # unmasked piece by piece into one buffer. The compiled twin fills the final
 # bytes object itself; this one fills a bytearray and copies it at the end.

@@ -362,6 +362,70 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(mask_frame_doc,
+"mask_frame($module, header, data, mask, /)\n"
+"--\n"
+"\n"
+"Return header followed by data XORed with the 4-byte mask: a whole masked\n"
+"frame in one allocation and one pass over the payload.");
+
+static PyObject *
+mask_frame(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer header, data, mask;
+    PyObject *result = NULL;
+
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "mask_frame() takes 3 positional arguments but %zd were given", nargs);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &header, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&header);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[2], &mask, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&data);
+        PyBuffer_Release(&header);
+        return NULL;
+    }
+    if (check_key(&mask) < 0) {
+        goto done;
+    }
+    if (data.len > PY_SSIZE_T_MAX - header.len) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(NULL, header.len + data.len);
+    if (result == NULL) {
+        goto done;
+    }
+    {
+        unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(result);
+
+        memcpy(dst, header.buf, (size_t)header.len);
+        if (data.len >= GIL_RELEASE_THRESHOLD) {
+            Py_BEGIN_ALLOW_THREADS
+            xor_mask((const unsigned char *)data.buf, dst + header.len, data.len,
+                     (const unsigned char *)mask.buf);
+            Py_END_ALLOW_THREADS
+        }
+        else {
+            xor_mask((const unsigned char *)data.buf, dst + header.len, data.len,
+                     (const unsigned char *)mask.buf);
+        }
+    }
+
+done:
+    PyBuffer_Release(&mask);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&header);
+    return result;
+}
+
 /* --- Messages assembled in place --------------------------------------------
  * A large binary frame that arrives over several reads is unmasked straight
  * into the bytes object that will be the message: new_payload() allocates it,
@@ -484,6 +548,7 @@ finish_payload(PyObject *Py_UNUSED(module), PyObject *target)
 }
 
 static PyMethodDef speedups_methods[] = {
+    {"mask_frame", (PyCFunction)(void (*)(void))mask_frame, METH_FASTCALL, mask_frame_doc},
     {"new_payload", (PyCFunction)new_payload, METH_O, new_payload_doc},
     {"fill_payload", (PyCFunction)(void (*)(void))fill_payload, METH_FASTCALL,
      fill_payload_doc},

@@ -29,3 +29,6 @@ def fill_payload(
 
 def finish_payload(target: bytes, /) -> bytes:
     """Return the filled message buffer as the message."""
+
+def mask_frame(header: Buffer, data: Buffer, mask: Buffer, /) -> bytes:
+    """Return ``header`` followed by ``data`` masked with the 4-byte ``mask``."""

@@ -26,7 +26,14 @@ from ..exceptions import InvalidPayloadData, InvalidState, PayloadTooBig, Protoc
 from . import defaults
 from .events import CloseReceived, DataReceived, Event, PingReceived, PongReceived
 from .frames import Close, CloseCode, Opcode, frame_header, is_valid_close_code
-from .mask import apply_mask, extract_payload, fill_payload, finish_payload, new_payload
+from .mask import (
+    apply_mask,
+    extract_payload,
+    fill_payload,
+    finish_payload,
+    mask_frame,
+    new_payload,
+)
 
 __all__ = [
     "DEFAULT_MAX_FRAGMENTS",
@@ -411,7 +418,7 @@ class Connection:
         else:
             header = frame_header(opcode, length, fin=fin, rsv1=rsv1, mask_key=mask_key)
         if mask_key is not None:
-            self._output.append(header + apply_mask(data, mask_key))
+            self._output.append(mask_frame(header, data, mask_key))
         elif length < 1024:
             # Small frames: one buffer is cheaper than two writes.
             self._output.append(header + data)
