@@ -23,7 +23,7 @@ echo "== mypy --strict" && .venv/bin/mypy
 echo "== docs (sphinx -W)" && bash scripts/build-docs.sh
 
 echo "== pytest: compiled path, asyncio"
-"${PYTEST[@]}" -m "not autobahn" "$@"
+"${PYTEST[@]}" -m "not autobahn" -n 2 "$@"
 
 echo "== Autobahn TestSuite: all cases, server mode (both faces) and client mode, concurrently"
 WSJET_AUTOBAHN_EXCLUDE="" WSJET_AUTOBAHN_PARALLELISM=2 \
@@ -31,11 +31,11 @@ WSJET_AUTOBAHN_EXCLUDE="" WSJET_AUTOBAHN_PARALLELISM=2 \
 .venv/bin/python tests/autobahn/write_conformance.py
 
 echo "== pytest: compiled path, uvloop"
-WSJET_TEST_LOOP=uvloop "${PYTEST[@]}" -m "not autobahn" "$@"
+WSJET_TEST_LOOP=uvloop "${PYTEST[@]}" -m "not autobahn" -n 2 "$@"
 
 # Coverage is measured here: compiled modules run as C, out of coverage's sight.
 echo "== pytest: pure-Python path (WSJET_NO_EXTENSIONS=1), with coverage"
-WSJET_NO_EXTENSIONS=1 "${PYTEST[@]}" -m "not autobahn" --cov=wsjet --cov-branch \
+WSJET_NO_EXTENSIONS=1 "${PYTEST[@]}" -m "not autobahn" -n 2 --cov=wsjet --cov-branch \
   --cov-report=term:skip-covered "$@"
 .venv/bin/coverage report --include='src/wsjet/core/*' --fail-under=95
 WSJET_NO_EXTENSIONS=1 "${PYTEST[@]}" -m autobahn -n 3 tests/autobahn "$@"

@@ -660,3 +660,103 @@ async def test_resumed_coroutine_is_driven_like_a_task() -> None:
     coro4 = returns()
     closing = _Resumed(coro4, coro4.send(None))
     closing.close()
+
+
+# --- replies to one read go out in one write ------------------------------------------
+
+
+class CountingTransport:
+    """Stands in front of a server-side transport and counts the writes."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.writes: list[int] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(len(data))
+        self.transport.write(data)
+
+    def writelines(self, chunks: Any) -> None:
+        chunks = list(chunks)
+        self.writes.append(sum(len(chunk) for chunk in chunks))
+        self.transport.writelines(chunks)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+MessageFactory = Callable[[Client], Callable[[WebSocketReader], Coroutine[Any, Any, None]]]
+
+
+async def counted_server(
+    start: Any, make_on_message: MessageFactory
+) -> tuple[Running, list[CountingTransport]]:
+    """A server whose connections count their writes; ``make_on_message(client)``."""
+    counted: list[CountingTransport] = []
+
+    async def on_connection(client: Client) -> None:
+        protocol = client._protocol
+        counter = CountingTransport(protocol.transport)
+        protocol.transport = counter
+        counted.append(counter)
+        client.message(make_on_message(client))
+
+    return await start(on_connection), counted
+
+
+def echo(client: Client) -> Callable[[WebSocketReader], Coroutine[Any, Any, None]]:
+    async def on_message(reader: WebSocketReader) -> None:
+        await client.writer.send(await reader.get())
+
+    return on_message
+
+
+def send_640_kib(client: Client) -> Callable[[WebSocketReader], Coroutine[Any, Any, None]]:
+    async def on_message(reader: WebSocketReader) -> None:
+        await reader.get()
+        for _ in range(40):
+            await client.writer.send(bytes(16 * 1024))
+
+    return on_message
+
+
+async def test_replies_to_one_read_go_out_in_one_write(start: Any) -> None:
+    from .stress._util import frame, open_raw, read_frame
+
+    running, counted = await counted_server(start, echo)
+    reader, writer, _ = await open_raw(running.port)
+    try:
+        await asyncio.wait_for(_until(lambda: counted), 10 * UNIT)
+        batch = b"".join(frame(0x2, b"%03d" % i) for i in range(50))
+        writer.write(batch)  # one TCP segment: one read on the server
+        echoed = [await asyncio.wait_for(read_frame(reader), 10 * UNIT) for _ in range(50)]
+        assert [payload for _, _, payload in echoed] == [b"%03d" % i for i in range(50)]
+        # 50 replies, 5 + 3 bytes each; far fewer writes than replies.
+        assert sum(counted[0].writes) == 50 * 5
+        assert len(counted[0].writes) <= 5
+    finally:
+        writer.transport.abort()
+
+
+async def test_held_back_replies_are_bounded(start: Any) -> None:
+    # A callback that sends a lot without ever waiting must not pile it all up.
+    from .stress._util import frame, open_raw
+
+    running, counted = await counted_server(start, send_640_kib)
+    _, writer, _ = await open_raw(running.port)
+    try:
+        await asyncio.wait_for(_until(lambda: counted), 10 * UNIT)
+        writer.write(frame(0x2, b"go"))
+        await asyncio.wait_for(
+            _until(lambda: sum(counted[0].writes) >= 40 * (16 * 1024 + 4)), 10 * UNIT
+        )
+        # Written in pieces of about 64 KiB, not in one 640 KiB write at the end.
+        assert len(counted[0].writes) >= 8
+        assert max(counted[0].writes) <= 96 * 1024
+    finally:
+        writer.transport.abort()
+
+
+async def _until(condition: Callable[[], Any]) -> None:
+    while not condition():
+        await asyncio.sleep(0.005)

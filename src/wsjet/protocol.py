@@ -42,6 +42,9 @@ _OK_CODES: Final = frozenset(
     {CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD}
 )
 
+# While a read is processed, replies are held back until this many bytes wait.
+_CORK_LIMIT = 64 * 1024
+
 # Pieces of a message shorter than this are merged, _SMALL_BATCH at a time.
 _SMALL_PIECE, _SMALL_BATCH = 1024, 256
 
@@ -527,21 +530,29 @@ class WebSocketCommonProtocol(asyncio.Protocol):
     def _process(self) -> None:
         connection = self.connection
         assert connection is not None
-        while True:
-            for event in connection.events_received():
-                if type(event) is DataReceived:
-                    self._sink(event)
-                elif type(event) is PongReceived:
-                    self._receive_pong(event.data)
-                elif type(event) is PingReceived:
-                    self.on_ping(event.data)
-                elif type(event) is CloseReceived:
-                    self.on_close_frame(event.close)
-            self._flush()
-            # Parse the rest of the read only while nothing asks to pause.
-            if not connection.held or self._paused_reading or self._lost:
-                return
-            connection.receive_data(b"")
+        # Corked: what the events of this read make us send (pongs, and replies that
+        # callbacks send at once) goes out in one write when the read is done, not
+        # in one system call per message.
+        corked, self._corked = self._corked, True
+        try:
+            while True:
+                for event in connection.events_received():
+                    if type(event) is DataReceived:
+                        self._sink(event)
+                    elif type(event) is PongReceived:
+                        self._receive_pong(event.data)
+                    elif type(event) is PingReceived:
+                        self.on_ping(event.data)
+                    elif type(event) is CloseReceived:
+                        self.on_close_frame(event.close)
+                # Parse the rest of the read only while nothing asks to pause.
+                if not connection.held or self._paused_reading or self._lost:
+                    break
+                connection.receive_data(b"")
+        finally:
+            self._corked = corked
+            if not corked:
+                self._flush()
 
     def on_ping(self, data: bytes) -> None:
         """A ping arrived; the pong is already on its way. Overridable hook."""
@@ -579,6 +590,8 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         transport = self.transport
         if connection is None or transport is None:
             return
+        if self._corked and connection.output_size() < _CORK_LIMIT:
+            return  # _process writes it all at once after this read
         output = connection.data_to_send()
         if output and not self._lost:
             if len(output) == 1:
@@ -601,6 +614,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             self.on_closing()
 
     _logged_failure = False
+    _corked = False
 
     def _close_timed_out(self) -> None:
         self._close_timer = None

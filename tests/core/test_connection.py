@@ -419,3 +419,26 @@ def test_eof_mid_message() -> None:
         messages([e for e in server.events_received() if isinstance(e, DataReceived) and e.fin])
         == []
     )
+
+
+def test_tiny_fragments_of_one_read_are_handed_over_256_at_a_time() -> None:
+    # One 256 KiB read can carry ~37,000 one-byte frames: the events that hold
+    # them must not all exist at once (the I/O layer merges them as it goes).
+    server = Connection(Side.SERVER)
+    server.pause_after_message = True
+    parts = [client_frame(Opcode.BINARY, b"a", fin=False)]
+    parts += [client_frame(Opcode.CONT, b"a", fin=False) for _ in range(9_998)]
+    parts.append(client_frame(Opcode.CONT, b"a", fin=True))
+    server.receive_data(b"".join(parts))
+    received: list[Event] = []
+    batches = 0
+    while True:
+        events = server.events_received()
+        assert len(events) <= 256
+        received += events
+        batches += 1
+        if not server.held:
+            break
+        server.receive_data(b"")
+    assert batches >= 10_000 // 256
+    assert messages(received) == [b"a" * 10_000]

@@ -8,7 +8,7 @@ cimport cython
 
 # Module constants used on every frame (see connection.py).
 cdef int _FIN, _RSV1, _RSV23, _OPCODE, _MASKED, _FIN_OR_RSV1
-cdef Py_ssize_t _ASSEMBLY_MIN
+cdef Py_ssize_t _ASSEMBLY_MIN, _MAX_PENDING_PIECES
 cdef int _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG
 cdef long _KNOWN_OPCODE_BITS
 cdef object _OPEN, _CLOSING, _CLOSED, _PACK_SHORT_HEADER
@@ -36,6 +36,7 @@ cdef class Connection:
     cdef bytearray _buffer
     cdef list _events
     cdef list _output
+    cdef Py_ssize_t _output_size
     cdef bint _parsing
     cdef bint _eof_wanted
 

@@ -54,6 +54,10 @@ DEFAULT_MAX_FRAGMENTS = defaults.MAX_FRAGMENTS
 #: the message as they come, rather than waiting whole in the receive buffer.
 _ASSEMBLY_MIN = 4096
 
+#: With ``pause_after_message``, parsing also stops once this many pieces of a
+#: message wait in :meth:`Connection.events_received`.
+_MAX_PENDING_PIECES = 256
+
 #: Default :attr:`Connection.whole_frame_limit`: the size of the largest
 #: binary message taken in one step rather than streamed.
 WHOLE_FRAME_LIMIT = 2**20
@@ -174,6 +178,7 @@ class Connection:
         self._buffer = bytearray()
         self._events: list[Event] = []
         self._output: list[bytes] = []
+        self._output_size = 0
         self._parsing = True
         self._eof_wanted = False
 
@@ -232,10 +237,11 @@ class Connection:
 
     @property
     def held(self) -> bool:
-        """Parsing stopped after a complete message, with ``pause_after_message`` set.
+        """Whether parsing stopped early, as ``pause_after_message`` asks.
 
-        The bytes after it stay buffered; ``receive_data(b"")`` parses on.
-        False when no bytes are left to parse.
+        It stops after each complete message, and after 256 pieces of one. The
+        bytes after that stay buffered; ``receive_data(b"")`` parses on. False
+        when no bytes are left to parse.
         """
         return self._held and self._parsing and len(self._buffer) > 0
 
@@ -253,7 +259,12 @@ class Connection:
     def data_to_send(self) -> list[bytes]:
         """Return the bytes to write since the last call, as a list of buffers."""
         output, self._output = self._output, []
+        self._output_size = 0
         return output
+
+    def output_size(self) -> int:
+        """Tell how many bytes :meth:`data_to_send` would return now."""
+        return self._output_size
 
     def close_expected(self) -> bool:
         """Tell whether TCP is expected to close soon: a close frame was sent.
@@ -331,6 +342,7 @@ class Connection:
             payload = memoryview(data)[start:]
             self._log_frame(">", opcode, payload, True, bool(first & _RSV1))
         self._output.append(data)
+        self._output_size += len(data)
         return True
 
     def send_ping(self, data: bytes = b"") -> None:
@@ -417,6 +429,7 @@ class Connection:
             )
         else:
             header = frame_header(opcode, length, fin=fin, rsv1=rsv1, mask_key=mask_key)
+        self._output_size += len(header) + length
         if mask_key is not None:
             self._output.append(mask_frame(header, data, mask_key))
         elif length < 1024:
@@ -680,6 +693,10 @@ class Connection:
         self._msg_pieces += 1
         if end:
             self._msg_opcode = None
+            self._held = self.pause_after_message
+        elif len(self._events) >= _MAX_PENDING_PIECES:
+            # One read can carry tens of thousands of tiny frames: let the I/O
+            # layer take (and merge) these pieces before parsing on.
             self._held = self.pause_after_message
 
     def _decode_text(self, data: bytes, end: bool) -> str:
