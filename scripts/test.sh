@@ -8,7 +8,8 @@
 #   5. every test again on the pure-Python path (WSJET_NO_EXTENSIONS=1), with branch
 #      coverage (core >= 95%), and Autobahn without the compression sections (the
 #      compiled modules are the same source, and tests/core/test_*parity.py feed
-#      both the same inputs).
+#      both the same inputs);
+#   6. every fuzz target under atheris, 1,000,000 executions each (scripts/fuzz.sh).
 # Extra arguments go to every pytest run (e.g. -x, -k NAME).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,3 +40,6 @@ WSJET_NO_EXTENSIONS=1 "${PYTEST[@]}" -m "not autobahn" -n 2 --cov=wsjet --cov-br
   --cov-report=term:skip-covered "$@"
 .venv/bin/coverage report --include='src/wsjet/core/*' --fail-under=95
 WSJET_NO_EXTENSIONS=1 "${PYTEST[@]}" -m autobahn -n 3 tests/autobahn "$@"
+
+echo "== fuzzing: every target under atheris, 1,000,000 executions each"
+bash scripts/fuzz.sh

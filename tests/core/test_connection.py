@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Callable
 
 import pytest
 
 from wsjet.core.connection import WHOLE_FRAME_LIMIT, Connection, Side, State
+from wsjet.core.deflate import PerMessageDeflate
 from wsjet.core.events import CloseReceived, DataReceived, Event, PingReceived, PongReceived
 from wsjet.core.frames import Close, Opcode, serialize_frame
 from wsjet.exceptions import InvalidState
@@ -442,3 +444,21 @@ def test_tiny_fragments_of_one_read_are_handed_over_256_at_a_time() -> None:
         server.receive_data(b"")
     assert batches >= 10_000 // 256
     assert messages(received) == [b"a" * 10_000]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_huge_continuation_length_cannot_wrap_the_size_check(compressed: bool) -> None:
+    # 3 bytes of a message, then a continuation frame announcing 2**63 - 1 bytes:
+    # "received + announced" overflows a C integer; the check must not.
+    codec = PerMessageDeflate(is_client=False) if compressed else None
+    server = Connection(Side.SERVER, max_size=98, codec=codec)
+    payload = b"abc"
+    if compressed:
+        deflater = zlib.compressobj(wbits=-15)
+        payload = deflater.compress(payload) + deflater.flush(zlib.Z_SYNC_FLUSH)
+    first = client_frame(Opcode.BINARY, payload, fin=False)
+    if compressed:
+        first = bytes([first[0] | 0x40]) + first[1:]
+    cont = bytes([0x80, 0xFF]) + (2**63 - 1).to_bytes(8, "big") + bytes(4) + b"xyz"
+    server.receive_data(first + cont)
+    assert server.failure is not None and server.failure.close_code == 1009

@@ -7,6 +7,7 @@ keeps nothing. Deterministic for a given seed.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -47,16 +48,20 @@ def fuzz(
     *,
     seed: int = 6455,
     time_limit: float | None = None,
+    max_len: int | None = None,
 ) -> int:
     """Run ``target`` on the seeds then on ``runs`` mutants; return how many ran.
 
-    An exception escaping ``target`` propagates, with the input attached as a note.
+    Inputs are cut to ``max_len`` bytes, like libFuzzer's ``-max_len``. An
+    exception escaping ``target`` propagates, with the input attached as a note.
     """
     rng = random.Random(seed)
     corpus = list(seeds) or [b""]
     deadline = None if time_limit is None else time.monotonic() + time_limit
     done = 0
-    for data in [*corpus, *(mutate(rng.choice(corpus), rng, corpus) for _ in range(runs))]:
+    mutants = (mutate(rng.choice(corpus), rng, corpus) for _ in range(runs))
+    for data in itertools.chain(corpus, mutants):
+        data = data[:max_len]
         try:
             target(data)
         except Exception as exc:

@@ -40,6 +40,12 @@ def frame(
     return head + payload
 
 
+def long_header(opcode: int, length: int, *, fin: bool, rsv1: bool = False, masked: bool) -> bytes:
+    """A frame header with a 64-bit length and no payload after it (nor its masking key)."""
+    first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    return struct.pack("!BBQ", first, (0x80 if masked else 0) | 127, length)
+
+
 def compressed(data: bytes) -> bytes:
     codec = PerMessageDeflate(is_client=True, local_max_window_bits=12)
     return codec.encode(data)
@@ -50,18 +56,33 @@ def frame_seeds(masked: bool) -> list[bytes]:
     params = b"\x00\x00\xff"
     return [
         params + f(0x1, b"Hello"),
-        params + f(0x2, bytes(range(256))),
+        params + f(0x2, bytes(range(240))),
         params + f(0x1, b"Hel", fin=False) + f(0x9, b"ping") + f(0x0, b"lo"),
         params + f(0x1, "κόσμε".encode()[:3], fin=False) + f(0x0, "κόσμε".encode()[3:]),
         params + f(0x8, b"\x03\xe8bye"),
         params + f(0x8, b""),
-        params + f(0xA, b"pong") + f(0x2, b"x" * 300),
-        b"\x05\x13\x01" + f(0x2, b"y" * 70000),
+        params + f(0xA, b"pong") + f(0x2, b"x" * 130),
+        # A 64-bit length over max_size (refused from the header), a 16-bit one.
+        b"\x05\x13\x01" + f(0x2, b"y" * 70000)[:32],
+        b"\x05\x13\xff" + f(0x2, b"z" * 200),
         b"\x00\x00\xff" + f(0x1, compressed(b"compressible " * 20), rsv1=True),
         b"\x00\x01\xff" + f(0x2, compressed(b"a" * 5000), rsv1=True) + f(0x9, b""),
         b"\x81\x00\x00" + f(0x1, b"\xed\xa0\x80"),
         b"\x00\x00\xff" + struct.pack("!BBQ", 0x82, 0xFF if masked else 0x7F, 1 << 63),
         b"\x00\x00\xff" + struct.pack("!BBH", 0x82, 0xFE if masked else 0x7E, 5),
+        # Regressions: a continuation frame whose 64-bit length, added to the bytes
+        # the message already has, overflows a C integer (compiled parser: the message
+        # went on past max_size, and a compressed one past its bound on the wire).
+        b"\x00\x05\x01"
+        + f(0x2, b"abc", fin=False)
+        + long_header(0x0, 2**63 - 1, fin=True, masked=masked)
+        + (b"\x00\x00\x00\x00" if masked else b"")
+        + b"xyz",
+        b"\x00\x05\x01"
+        + f(0x2, b"\x00\x00\x00\xff\xff", fin=False, rsv1=True)
+        + long_header(0x0, 2**63 - 1, fin=True, masked=masked)
+        + (b"\x00\x00\x00\x00" if masked else b"")
+        + b"\x00\x00\x00\xff\xff" * 3,
     ]
 
 
@@ -77,7 +98,9 @@ def seeds(target: str) -> list[bytes]:
             b"\x00" + REQUEST.replace(b"\r\n", b"\n"),
             b"\x00" + REQUEST.replace(b"GET", b"POST"),
             b"\x00" + REQUEST.replace(b"Version: 13", b"Version: 8"),
-            b"\x00" + b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 130 + b"\r\n",
+            # 0x40 picks SMALL_LIMITS (6 headers, 64-byte lines, 384-byte head).
+            b"\x40" + b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 7 + b"\r\n",
+            b"\x41" + REQUEST,
             b"\x00\x16\x03\x01\x02\x00\x01\x00",
         ]
     if target == "http_response":
@@ -88,6 +111,8 @@ def seeds(target: str) -> list[bytes]:
             b"\x00HTTP/1.1 500 Oops\r\n\r\nbody until EOF",
             b"\x00HTTP/1.1 301 Moved\r\nLocation: ws://a/\r\nContent-Length: 0\r\n\r\n",
             b"\x00" + RESPONSE.replace(b"=12", b"=16"),
+            b"\x40HTTP/1.1 500 Oops\r\nContent-Length: 60\r\n\r\n" + b"x" * 60,
+            b"\x43" + RESPONSE,
         ]
     if target == "extensions_header":
         return [

@@ -5,25 +5,43 @@ contract: it may only raise the exceptions that API documents (those are
 caught here), and a few invariants must hold. Any exception escaping a
 target is a crash. Targets need nothing but wsjet, so they run under atheris
 (:mod:`tests.fuzz.run`) and under the built-in driver (:mod:`tests.fuzz.driver`).
+
+Parity: the frame targets and ``core_chunks`` run every input twice, through
+the modules ``import`` gives (compiled where an extension is built) and
+through their pure-Python twins (:mod:`tests.fuzz._twins`, pure masking
+included), and assert the same events and the same bytes. ``mask_parity``
+compares the two masking functions directly.
+
+Cost: a million executions per target must fit CI, about 0.1 ms an input
+under atheris' instrumentation, so inputs are short (:data:`MAX_LEN`), a
+stream is fed in at most :data:`MOST_CHUNKS` pieces, ``core_chunks`` does at
+most :data:`MOST_OPERATIONS` operations, and a connection that stopped parsing
+(after a failure or a close frame) gets the rest of the input in one call.
 """
 
 from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
 
 from wsjet.core import _mask, handshake
-from wsjet.core import connection as connection_module
-from wsjet.core.connection import Connection, Side, State
 from wsjet.core.deflate import (
     DeflateOptions,
     PerMessageDeflate,
     client_negotiate,
     server_negotiate,
 )
-from wsjet.core.events import CloseReceived, DataReceived, Event, PingReceived, PongReceived
-from wsjet.core.http import Headers, Request, RequestReader, Response, ResponseReader
+from wsjet.core.http import (
+    Headers,
+    HTTPLimits,
+    Request,
+    RequestReader,
+    Response,
+    ResponseReader,
+)
 from wsjet.exceptions import (
     InvalidHandshake,
     InvalidHeader,
@@ -34,6 +52,8 @@ from wsjet.exceptions import (
 )
 from wsjet.extensions import negotiate_client, negotiate_server
 
+from . import _twins
+
 try:  # the compiled twin; its absence is reported by tests/core/test_speedups_parity.py
     from wsjet.core._speedups import apply_mask as compiled_apply_mask
 except ImportError:  # pragma: no cover
@@ -41,6 +61,31 @@ except ImportError:  # pragma: no cover
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 FAILURE_CODES = frozenset({1002, 1007, 1009})
+#: Longest input libFuzzer makes for each target (``-max_len``). Long enough for
+#: every construct (a 16-bit frame length, a compressed message, a request with
+#: all its headers); the HTTP readers' limits are reached through SMALL_LIMITS.
+MAX_LEN = {
+    "frames_server": 256,
+    "frames_server_deflate": 256,
+    "frames_client": 256,
+    "frames_client_deflate": 256,
+    "http_request": 512,
+    "http_response": 512,
+    "extensions_header": 192,
+    "subprotocols_header": 256,
+    "deflate_decoder": 2048,
+    "core_chunks": 256,
+    "mask_parity": 1024,
+}
+#: core_chunks performs at most this many operations per input.
+MOST_OPERATIONS = 6
+#: A stream is fed in at most this many pieces (one receive_data / feed call each).
+MOST_CHUNKS = 8
+
+#: The core as imported (compiled where built) and its pure-Python twin.
+IMPORTED = _twins.imported_core()
+PURE = _twins.pure_core()
+PARITY_CASE = _twins.parity_case()
 
 
 class Reader:
@@ -72,86 +117,134 @@ def chunks(data: bytes, seed: int) -> list[bytes]:
     if seed == 0 or not data:
         return [data]
     size = 1 + (seed * 7) % 97 if seed < 128 else 1 + seed % 5
-    # At most ~1,000 chunks: per-call costs would otherwise dominate large inputs
-    # and trip the 1 s per input limit without saying anything about wsjet.
-    size = max(size, len(data) // 1000)
+    # At most MOST_CHUNKS pieces: per-call costs would otherwise dominate long
+    # inputs without saying more about wsjet than short ones do.
+    size = max(size, -(-len(data) // MOST_CHUNKS))
     return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def _first_difference(a: tuple[object, ...], b: tuple[object, ...]) -> str:
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return f"item {i}: {x!r:.300} != {y!r:.300}"
+    return f"lengths {len(a)} != {len(b)}"
+
+
+def _check_parity(name: str, run: Callable[[SimpleNamespace], tuple[object, ...]]) -> None:
+    imported = run(IMPORTED)
+    pure = run(PURE)
+    if imported != pure:
+        raise AssertionError(
+            f"{name}: the imported and the pure-Python core disagree "
+            f"({PARITY_CASE}); {_first_difference(imported, pure)}"
+        )
 
 
 # --- frames -----------------------------------------------------------------------------------
 
 
-def _codec(side: Side, bits: int) -> PerMessageDeflate:
-    return PerMessageDeflate(
-        is_client=side is Side.CLIENT,
+def _codec(core: SimpleNamespace, is_client: bool, bits: int) -> Any:
+    return core.deflate.PerMessageDeflate(
+        is_client=is_client,
         remote_no_context_takeover=bool(bits & 0x10),
         remote_max_window_bits=8 + bits % 8,
     )
 
 
-def _describe(event: Event) -> tuple[object, ...]:
-    if isinstance(event, DataReceived):
-        assert isinstance(event.data, str | bytes)
-        return ("data", event.data, event.first, event.fin)
-    if isinstance(event, CloseReceived):
-        return ("close", event.close.code, event.close.reason)
-    assert isinstance(event, PingReceived | PongReceived), event
-    return (type(event).__name__, event.data)
+def _describe(event: object) -> tuple[object, ...]:
+    """An event as plain values, equal across the imported and the twin modules."""
+    kind = type(event).__name__
+    if kind == "DataReceived":
+        data = event.data  # type: ignore[attr-defined]
+        assert isinstance(data, str | bytes), event
+        return ("data", data, event.first, event.fin)  # type: ignore[attr-defined]
+    if kind == "CloseReceived":
+        close = event.close  # type: ignore[attr-defined]
+        return ("close", int(close.code), close.reason)
+    assert kind in ("PingReceived", "PongReceived"), event
+    data = event.data  # type: ignore[attr-defined]
+    assert isinstance(data, bytes), event
+    return (kind, data)
 
 
-def _run_frames(data: bytes, side: Side, deflate: bool) -> tuple[object, ...]:
+def _size(data: object) -> int:
+    """Bytes of a delivered piece (UTF-8 for text)."""
+    assert isinstance(data, str | bytes), data
+    return len(data.encode()) if isinstance(data, str) else len(data)
+
+
+def _pinned_key() -> bytes:
+    return b"\x01\x02\x03\x04"
+
+
+def _run_frames(
+    core: SimpleNamespace, data: bytes, client: bool, deflate: bool
+) -> tuple[object, ...]:
+    module = core.connection
     reader = Reader(data)
     split, bits, size = reader.byte(), reader.byte(), reader.byte()
     max_size = None if size == 255 else 1 + size * 97
-    conn = Connection(
-        side,
+    conn = module.Connection(
+        module.Side.CLIENT if client else module.Side.SERVER,
         max_size=max_size,
         max_fragments=1 + bits * 3,
-        codec=_codec(side, bits) if deflate else None,
-        mask_key=lambda: b"\x01\x02\x03\x04",
+        codec=_codec(core, client, bits) if deflate else None,
+        mask_key=_pinned_key if client else None,
     )
     trace: list[object] = []
-    for chunk in chunks(reader.rest(), split):
+    message = 0  # bytes of the message being received, as delivered
+    pieces = chunks(reader.rest(), split)
+    for i, chunk in enumerate(pieces):
         conn.receive_data(chunk)  # never raises: peer errors fail the connection
-        trace.extend(_describe(event) for event in conn.events_received())
+        for event in conn.events_received():
+            item = _describe(event)
+            if item[0] == "data":
+                size = _size(item[1])
+                message = size if item[2] else message + size
+                # max_size holds for what is delivered, compressed or not.
+                assert max_size is None or message <= max_size, (message, max_size)
+            trace.append(item)
         output = conn.data_to_send()
-        assert all(isinstance(item, bytes) for item in output)
-        trace.append(b"".join(output))
+        if output:
+            assert all(isinstance(item, bytes) for item in output), output
+            trace.append(b"".join(output))
+        if conn.failure is not None or conn.close_rcvd is not None:
+            # Parsing stopped (§5.5.1): the rest is discarded, in one call.
+            conn.receive_data(b"".join(pieces[i + 1 :]))
+            assert not conn.events_received() and not conn.data_to_send()
+            break
     if conn.failure is not None:
         assert conn.failure.close_code in FAILURE_CODES, conn.failure
         assert conn.close_sent is None or conn.close_sent.code == conn.failure.close_code
         assert conn.wants_eof()
         trace.append((type(conn.failure).__name__, str(conn.failure)))
-    texts = [t for t in trace if isinstance(t, tuple) and t[0] == "data"]
-    for item in texts:
-        assert isinstance(item, tuple) and isinstance(item[1], str | bytes)
     conn.receive_eof()
-    assert conn.state is State.CLOSED
+    assert conn.state == module.State.CLOSED
     return tuple(trace)
 
 
-def _frames_target(side: Side, deflate: bool) -> Callable[[bytes], None]:
+def _frames_target(client: bool, deflate: bool) -> Callable[[bytes], None]:
+    role = "client" if client else "server"
+
     def target(data: bytes) -> None:
-        compiled = _run_frames(data, side, deflate)
-        # The pure-Python masking must give the very same result.
-        saved = connection_module.apply_mask
-        connection_module.apply_mask = _mask.apply_mask
-        try:
-            pure = _run_frames(data, side, deflate)
-        finally:
-            connection_module.apply_mask = saved
-        assert pure == compiled, "pure and compiled masking disagree"
+        _check_parity(
+            f"frames_{role}{'_deflate' if deflate else ''}",
+            lambda core: _run_frames(core, data, client, deflate),
+        )
 
     return target
 
 
 # --- HTTP -------------------------------------------------------------------------------------
 
+#: Small limits, so that short inputs reach every limit's edge (bit 0x40 of the first byte).
+SMALL_LIMITS = HTTPLimits(max_line=64, max_headers=6, max_header_bytes=384, max_body=48)
+
 
 def http_request(data: bytes) -> None:
     reader = Reader(data)
     split = reader.byte()
-    parser = RequestReader()
+    parser = RequestReader(SMALL_LIMITS) if split & 0x40 else RequestReader()
     request: Request | None = None
     try:
         for chunk in chunks(reader.rest(), split):
@@ -169,14 +262,14 @@ def http_request(data: bytes) -> None:
         assert ResponseReader().feed(response.serialize()) is not None
     except InvalidHandshake as exc:
         answer = handshake.reject_for(exc).serialize()
-        assert answer.startswith(b"HTTP/1.1 4")
+        assert answer.startswith(b"HTTP/1.1 4"), answer
         assert data[16:48] not in answer or len(data) < 64  # nothing of the request echoed
 
 
 def http_response(data: bytes) -> None:
     reader = Reader(data)
     split = reader.byte()
-    parser = ResponseReader()
+    parser = ResponseReader(SMALL_LIMITS) if split & 0x40 else ResponseReader()
     response: Response | None = None
     try:
         for chunk in chunks(reader.rest(), split):
@@ -223,7 +316,7 @@ def extensions_header(data: bytes) -> None:
         client_negotiate(answer, DeflateOptions.client_default())
     with contextlib.suppress(NegotiationError):
         client_negotiate(parsed, DeflateOptions.client_default())
-    negotiate_server(headers, "deflate")
+    # negotiate_server (parse, then server_negotiate) is fuzzed by http_request.
 
 
 def subprotocols_header(data: bytes) -> None:
@@ -282,42 +375,66 @@ def deflate_decoder(data: bytes) -> None:
 # --- the whole core, fed random chunks and random calls ----------------------------------------
 
 
-def core_chunks(data: bytes) -> None:
-    """A client and a server connection wired together, driven by the input.
+def _mask_keys() -> Callable[[], bytes]:
+    """Masking keys that change every frame, the same sequence on every run."""
+    counter: Iterator[int] = iter(range(1, 1 << 62))
+    return lambda: ((next(counter) * 0x9E3779B1) & 0xFFFFFFFF).to_bytes(4, "big")
 
-    Operations: send a text / binary / fragmented message, a ping, a pong, a
-    close; move some of the wire to the other side in a chunk; inject garbage.
-    Without garbage, whatever one side sends the other receives exactly.
+
+def _operations(data: bytes) -> tuple[int, list[tuple[int, bytes]]]:
+    """The flags byte, then (operation byte, body) pairs: parsed once for both runs.
+
+    At most MOST_OPERATIONS: the rest of the input is ignored.
     """
     reader = Reader(data)
     flags = reader.byte()
-    codecs = (None, None)
+    ops: list[tuple[int, bytes]] = []
+    while reader.pos < len(data) and len(ops) < MOST_OPERATIONS:
+        op = reader.byte()
+        ops.append((op, reader.take(reader.byte() % 64)))
+    return flags, ops
+
+
+def _join(pieces: list[str | bytes]) -> str | bytes:
+    if isinstance(pieces[0], str):
+        return "".join(pieces)  # type: ignore[arg-type]
+    return b"".join(pieces)  # type: ignore[arg-type]
+
+
+def _run_core(
+    core: SimpleNamespace, flags: int, ops: list[tuple[int, bytes]]
+) -> tuple[object, ...]:
+    module = core.connection
+    codecs: tuple[Any, Any] = (None, None)
     if flags & 1:
-        codecs = (_codec(Side.CLIENT, flags), _codec(Side.SERVER, flags))
+        codecs = (_codec(core, True, flags), _codec(core, False, flags))
         codecs[0].local_max_window_bits = codecs[1].remote_max_window_bits
         codecs[1].local_max_window_bits = codecs[0].remote_max_window_bits
         codecs[0].local_no_context_takeover = codecs[1].remote_no_context_takeover
         codecs[1].local_no_context_takeover = codecs[0].remote_no_context_takeover
-    ends = {
-        Side.CLIENT: Connection(Side.CLIENT, max_size=None, codec=codecs[0]),
-        Side.SERVER: Connection(Side.SERVER, max_size=None, codec=codecs[1]),
-    }
-    wire: dict[Side, bytearray] = {Side.CLIENT: bytearray(), Side.SERVER: bytearray()}
-    sent: dict[Side, list[str | bytes]] = {Side.CLIENT: [], Side.SERVER: []}
-    got: dict[Side, list[str | bytes]] = {Side.CLIENT: [], Side.SERVER: []}
-    pieces: dict[Side, list[str | bytes]] = {Side.CLIENT: [], Side.SERVER: []}
+    # Index 0 is the client, 1 the server (lists: hashing enums costs more than the core).
+    ends = (
+        module.Connection(
+            module.Side.CLIENT, max_size=None, codec=codecs[0], mask_key=_mask_keys()
+        ),
+        module.Connection(module.Side.SERVER, max_size=None, codec=codecs[1]),
+    )
+    wire = [bytearray(), bytearray()]
+    sent: tuple[list[str | bytes], list[str | bytes]] = ([], [])
+    got: tuple[list[str | bytes], list[str | bytes]] = ([], [])
+    pieces: tuple[list[str | bytes], list[str | bytes]] = ([], [])
+    trace: list[object] = []
     garbage = False
-    while reader.pos < len(data):
-        op = reader.byte()
-        side = Side.CLIENT if op & 0x80 else Side.SERVER
-        other = Side.SERVER if side is Side.CLIENT else Side.CLIENT
+    for op, body in ops:
+        side = 0 if op & 0x80 else 1
+        other = 1 - side
         conn = ends[side]
-        body = reader.take(reader.byte() % 64)
         try:
             kind = op & 0x0F
             if kind == 0:
-                conn.send_text(body.decode("latin-1").encode(), compress=bool(op & 0x40))
-                sent[side].append(body.decode("latin-1"))
+                text = body.decode("latin-1")
+                conn.send_text(text.encode(), compress=bool(op & 0x40))
+                sent[side].append(text)
             elif kind == 1:
                 conn.send_binary(body, compress=bool(op & 0x40))
                 sent[side].append(body)
@@ -343,37 +460,49 @@ def core_chunks(data: bytes) -> None:
                 garbage = True
             elif kind == 8:
                 conn.fail(1011, "bye")
-        except (InvalidState, ValueError):
-            pass
+        except (InvalidState, ValueError) as exc:
+            trace.append(type(exc).__name__)
         for out in conn.data_to_send():
             wire[side] += out
         # Deliver part of what this side wrote to the other side.
         n = len(wire[side]) if op & 0x10 else len(wire[side]) // 2
-        chunk, wire[side] = bytes(wire[side][:n]), wire[side][n:]
-        ends[other].receive_data(chunk)
-        for event in ends[other].events_received():
-            if isinstance(event, DataReceived):
+        chunk = bytes(wire[side][:n])
+        del wire[side][:n]
+        trace.append(chunk)
+        receiver = ends[other]
+        receiver.receive_data(chunk)
+        for event in receiver.events_received():
+            trace.append(_describe(event))
+            if type(event).__name__ == "DataReceived":
                 pieces[other].append(event.data)
                 if event.fin:
-                    first = pieces[other][0]
-                    joined = (
-                        "".join(pieces[other])
-                        if isinstance(first, str)
-                        else b"".join(pieces[other])
-                    )  # type: ignore[arg-type]
-                    got[other].append(joined)
-                    pieces[other] = []
-        for out in ends[other].data_to_send():
+                    got[other].append(_join(pieces[other]))
+                    pieces[other].clear()
+        for out in receiver.data_to_send():
             wire[other] += out
-    for side, conn in ends.items():
+    for conn in ends:
         if conn.failure is not None:
-            assert garbage, f"{side} failed on a valid stream: {conn.failure}"
+            assert garbage, f"{conn.side} failed on a valid stream: {conn.failure}"
             assert conn.failure.close_code in FAILURE_CODES
+            trace.append((type(conn.failure).__name__, str(conn.failure)))
+        trace.append((int(conn.state), conn.wants_eof(), conn.close_expected()))
     if not garbage:
-        for side in ends:
-            other = Side.SERVER if side is Side.CLIENT else Side.CLIENT
+        for side in (0, 1):
             expected = [m for m in sent[side] if m != b"<unfinished>"]
-            assert got[other] == expected[: len(got[other])], "messages lost or altered"
+            assert got[1 - side] == expected[: len(got[1 - side])], "messages lost or altered"
+    return tuple(trace)
+
+
+def core_chunks(data: bytes) -> None:
+    """A client and a server connection wired together, driven by the input.
+
+    Operations: send a text / binary / fragmented message, a ping, a pong, a
+    close; move some of the wire to the other side in a chunk; inject garbage.
+    Without garbage, whatever one side sends the other receives exactly; and
+    the imported core and its pure-Python twin produce the same bytes and events.
+    """
+    flags, ops = _operations(data)
+    _check_parity("core_chunks", lambda core: _run_core(core, flags, ops))
 
 
 # --- masking: pure and compiled agree ------------------------------------------------------------
@@ -394,10 +523,10 @@ def mask_parity(data: bytes) -> None:
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
-    "frames_server": _frames_target(Side.SERVER, False),
-    "frames_server_deflate": _frames_target(Side.SERVER, True),
-    "frames_client": _frames_target(Side.CLIENT, False),
-    "frames_client_deflate": _frames_target(Side.CLIENT, True),
+    "frames_server": _frames_target(False, False),
+    "frames_server_deflate": _frames_target(False, True),
+    "frames_client": _frames_target(True, False),
+    "frames_client_deflate": _frames_target(True, True),
     "http_request": http_request,
     "http_response": http_response,
     "extensions_header": extensions_header,
@@ -406,3 +535,8 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "core_chunks": core_chunks,
     "mask_parity": mask_parity,
 }
+
+
+def max_len(target: str) -> int:
+    """The ``-max_len`` of ``target``."""
+    return MAX_LEN[target]

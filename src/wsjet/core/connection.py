@@ -611,7 +611,9 @@ class Connection:
             raise PayloadTooBig(f"message has more than {self.max_fragments} fragments")
         if self.max_size is None:
             return
-        if not compressed and size + length > self.max_size:
+        # Compared by subtraction: the compiled module adds C integers, and a
+        # 64-bit length near 2**63 would wrap around (found by the parity fuzzer).
+        if not compressed and length > self.max_size - size:
             raise PayloadTooBig(
                 f"message over {self.max_size} bytes ({size} received, next frame {length})"
             )
@@ -620,7 +622,7 @@ class Connection:
         # on the wire cannot inflate within max_size (and empty blocks, which
         # inflate to nothing, cannot stream forever).
         limit = self.max_size + (self.max_size >> 3) + 8 * (frames + 1) + 1024
-        if compressed and wire + length > limit:
+        if compressed and length > limit - wire:
             raise PayloadTooBig(
                 f"compressed message over {limit} bytes ({wire} received, next frame {length})"
             )

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Fuzzing, the full variant (issue 6): every target of tests/fuzz/targets.py runs under
+# atheris (coverage-guided libFuzzer), seeded from tests/fuzz/seeds.py, for 1,000,000
+# executions, two targets at a time, with libFuzzer's limits of 1 s per input and 256 MiB.
+# Prints per target: executions, executions per second, wall and CPU seconds, the slowest
+# input, peak RSS and crashes; then the total wall time. Fails on any crash (an exception
+# the API does not document, a broken invariant, the compiled and pure-Python cores
+# disagreeing, a hang, a memory blow-up) and on a target that ran short of its count.
+# A crashing input is saved under $TMPDIR/wsjet-fuzz-artifacts/ (its path is printed);
+# replay it with: PYTHONPATH=. .venv/bin/python -m tests.fuzz.run TARGET --replay FILE
+#
+# Usage: scripts/fuzz.sh [RUNS [JOBS]]   (defaults 1000000 and 2, or WSJET_FUZZ_RUNS and
+# WSJET_FUZZ_JOBS). Under CI=true atheris must be installed (pyproject's test extra); on
+# a developer's machine without it the built-in random mutator runs instead, with a warning.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-${WSJET_FUZZ_RUNS:-1000000}}
+JOBS=${2:-${WSJET_FUZZ_JOBS:-2}}
+
+if ! .venv/bin/python -c "import atheris" 2>/dev/null; then
+  if [ "${CI:-}" = "true" ]; then
+    echo "error: atheris is not installed, and CI must run the coverage-guided fuzzer" >&2
+    echo "       (.venv/bin/pip install -e '.[test]' installs it)" >&2
+    exit 1
+  fi
+  echo "warning: atheris is not installed: falling back to the built-in random mutator" >&2
+fi
+
+# PYTHONDEVMODE (set by scripts/test.sh) would slow every execution by a third.
+env -u PYTHONDEVMODE PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" \
+  .venv/bin/python -m tests.fuzz.run --all --runs "$RUNS" --jobs "$JOBS" --timeout 1
