@@ -190,6 +190,30 @@ def cpu_figure(runs: dict[str, list[Raw]], better: str = "lower") -> Figure:
     )
 
 
+def fds_figure(runs: dict[str, list[Raw]]) -> Figure:
+    """The server's open file descriptors before and after the attack."""
+    return figure(
+        "fds before -> after",
+        "lower",
+        runs,
+        _delta("fds_before", "fds_after"),
+        _delta_shown("fds_before", "fds_after"),
+    )
+
+
+def rss_figure(runs: dict[str, list[Raw]], label: str, key: str, slack_kib: int) -> Figure:
+    """A server memory growth figure, in MiB, from the raw field ``key`` (KiB)."""
+    return figure(
+        label,
+        "lower",
+        runs,
+        _growth(key),
+        lambda r: _mib(r[key]),
+        fmt=_mib,
+        abs_slack=slack_kib,
+    )
+
+
 # --- the attacks -------------------------------------------------------------------------------
 
 
@@ -264,22 +288,8 @@ def figures_malformed(raws: dict[str, list[Raw]]) -> list[Figure]:
             abs_slack=0.05,
             rel_slack=0.2,
         ),
-        figure(
-            "server RSS growth",
-            "lower",
-            raws,
-            _growth("rss_growth_kib"),
-            lambda r: _mib(r["rss_growth_kib"]),
-            fmt=_mib,
-            abs_slack=512,
-        ),
-        figure(
-            "fds before -> after",
-            "lower",
-            raws,
-            _delta("fds_before", "fds_after"),
-            _delta_shown("fds_before", "fds_after"),
-        ),
+        rss_figure(raws, "server RSS growth", "rss_growth_kib", 512),
+        fds_figure(raws),
         figure(
             "concurrent echo client: failed round trips",
             "lower",
@@ -341,13 +351,7 @@ def figures_slowloris(raws: dict[str, list[Raw]]) -> list[Figure]:
             fmt=_mib,
             abs_slack=512,
         ),
-        figure(
-            "fds before -> after",
-            "lower",
-            raws,
-            _delta("fds_before", "fds_after"),
-            _delta_shown("fds_before", "fds_after"),
-        ),
+        fds_figure(raws),
     ]
 
 
@@ -369,22 +373,8 @@ def figures_churn(raws: dict[str, list[Raw]]) -> list[Figure]:
             rel_slack=0.15,
         ),
         cpu_figure(raws),
-        figure(
-            "server RSS growth",
-            "lower",
-            raws,
-            _growth("rss_growth_kib"),
-            lambda r: _mib(r["rss_growth_kib"]),
-            fmt=_mib,
-            abs_slack=1024,
-        ),
-        figure(
-            "fds before -> after",
-            "lower",
-            raws,
-            _delta("fds_before", "fds_after"),
-            _delta_shown("fds_before", "fds_after"),
-        ),
+        rss_figure(raws, "server RSS growth", "rss_growth_kib", 1024),
+        fds_figure(raws),
         figure(
             "tasks before -> after",
             "lower",
@@ -577,15 +567,7 @@ async def run_ping_flood(library: str, params: Raw) -> Raw:
 
 def figures_ping_flood(raws: dict[str, list[Raw]]) -> list[Figure]:
     return [
-        figure(
-            "server peak RSS growth",
-            "lower",
-            raws,
-            _growth("peak_rss_growth_kib"),
-            lambda r: _mib(r["peak_rss_growth_kib"]),
-            fmt=_mib,
-            abs_slack=1024,
-        ),
+        rss_figure(raws, "server peak RSS growth", "peak_rss_growth_kib", 1024),
         figure(
             "pings the kernel took before the writer stalled (MiB)",
             "info",
@@ -606,13 +588,7 @@ def figures_ping_flood(raws: dict[str, list[Raw]]) -> list[Figure]:
             rel_slack=0.5,
         ),
         cpu_figure(raws, "info"),
-        figure(
-            "fds before -> after",
-            "lower",
-            raws,
-            _delta("fds_before", "fds_after"),
-            _delta_shown("fds_before", "fds_after"),
-        ),
+        fds_figure(raws),
     ]
 
 
@@ -626,15 +602,7 @@ async def run_slow_reader(library: str, params: Raw) -> Raw:
 
 def figures_slow_reader(raws: dict[str, list[Raw]]) -> list[Figure]:
     return [
-        figure(
-            "server peak RSS growth",
-            "lower",
-            raws,
-            _growth("peak_rss_growth_kib"),
-            lambda r: _mib(r["peak_rss_growth_kib"]),
-            fmt=_mib,
-            abs_slack=512,
-        ),
+        rss_figure(raws, "server peak RSS growth", "peak_rss_growth_kib", 512),
         figure(
             "send() blocked at the end (s)",
             "higher",
