@@ -32,7 +32,6 @@ from tests.stress import fragments as fragments_scenario  # noqa: E402
 from tests.stress._util import (  # noqa: E402
     MiB,
     ServerProcess,
-    child_env,
     connect_tcp,
     open_raw,
     read_frame,
@@ -72,28 +71,11 @@ class LibraryServer(ServerProcess):
         self.last_stats: dict[str, Any] | None = None
         LibraryServer.started.append(self)
 
-    async def __aenter__(self) -> LibraryServer:
+    def argv(self) -> list[str]:
         if self.library == "wsjet":
-            argv = ["-m", "tests.stress._server", json.dumps(self.config)]
-        else:
-            config = {**self.config, "library": self.library}
-            argv = [str(HERE / "_security_server.py"), json.dumps(config)]
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=self._stderr,
-            cwd=ROOT,
-            env=child_env(),
-        )
-        try:
-            hello = await self._read_line(20)
-        except BaseException:
-            await self.stop()
-            raise
-        self.port, self.pid = hello["port"], hello["pid"]
-        return self
+            return super().argv()
+        config = {**self.config, "library": self.library}
+        return [str(HERE / "_security_server.py"), json.dumps(config)]
 
     async def command(self, name: str, timeout: float = 60) -> dict[str, Any]:
         answer = await super().command(name, timeout)

@@ -31,53 +31,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import gc
 import json
 import logging
 import os
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-COUNTERS: dict[str, float] = {
-    "errors": 0,
-    "warnings": 0,
-    "tracebacks": 0,
-    "reads": 0,
-    "sends": 0,
-    "sent_all": 0,
-    "last_send": 0.0,
-}
-LOG_SAMPLES: list[str] = []
-
-
-class _LogCounter(logging.Handler):
-    """Counts what the library logs at WARNING and above (nothing is printed)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.ERROR:
-            COUNTERS["errors"] += 1
-        elif record.levelno >= logging.WARNING:
-            COUNTERS["warnings"] += 1
-        if record.exc_info:
-            COUNTERS["tracebacks"] += 1
-        if record.levelno >= logging.WARNING and len(LOG_SAMPLES) < 20:
-            LOG_SAMPLES.append(record.getMessage()[:300])
-
-
-def _memory() -> dict[str, int]:
-    """VmRSS and VmHWM of this process, in KiB."""
-    found: dict[str, int] = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                found["rss"] = int(line.split()[1])
-            elif line.startswith("VmHWM:"):
-                found["hwm"] = int(line.split()[1])
-    return found
+# The command loop and the counters of wsjet's own stress server (run with the
+# repository root on PYTHONPATH, as bench/_security_harness.py does).
+from tests.stress._server import COUNTERS, LogCounter, count_loop_errors, serve_commands
 
 
 def _close_cap(options: dict[str, Any]) -> float:
@@ -269,29 +233,20 @@ async def _start_aiohttp(handler: str, options: dict[str, Any], params: dict[str
     return _Running(port, lambda: len(server.connections), close)
 
 
-# --- the command loop (same protocol as tests/stress/_server.py) --------------------------
+# --- the command loop: tests/stress/_server.py's ------------------------------------------
 
 
 async def main(config: dict[str, Any]) -> None:
     library = config["library"]
     # On the root logger only: every library logger propagates there, and a
     # record is counted once.
-    logging.getLogger().addHandler(_LogCounter())
+    logging.getLogger().addHandler(LogCounter())
     logging.getLogger(library).setLevel(logging.INFO)
-    loop = asyncio.get_running_loop()
-
-    def on_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        COUNTERS["errors"] += 1
-        COUNTERS["tracebacks"] += 1 if context.get("exception") else 0
-        loop.default_exception_handler(context)
-
-    loop.set_exception_handler(on_loop_error)
+    count_loop_errors(asyncio.get_running_loop())
     start = {"websockets": _start_websockets, "aiohttp": _start_aiohttp}[library]
     options = dict(config.get("options", {}))
     running = await start(config["handler"], options, dict(config.get("params", {})))
     print(json.dumps({"port": running.port, "pid": os.getpid()}), flush=True)
-    libc = ctypes.CDLL("libc.so.6")
-    done = loop.create_future()
     closed = False
 
     async def close() -> dict[str, Any]:
@@ -306,50 +261,7 @@ async def main(config: dict[str, Any]) -> None:
             hung = True
         return {"elapsed": time.monotonic() - began, "hung": hung}
 
-    async def command(line: str) -> None:
-        try:
-            await answer_command(line.strip())
-        except Exception as exc:  # answer anyway: the driver waits for a line
-            print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
-
-    async def answer_command(line: str) -> None:
-        answer: dict[str, Any]
-        if line == "stats":
-            answer = {
-                **_memory(),
-                "fds": len(os.listdir("/proc/self/fd")),
-                "tasks": len(asyncio.all_tasks()),
-                "connections": running.connections(),
-                "cpu": time.process_time(),
-                "time": time.monotonic(),
-                "log_samples": LOG_SAMPLES,
-                **COUNTERS,
-            }
-        elif line == "trim":
-            gc.collect()
-            libc.malloc_trim(0)
-            answer = _memory()
-        elif line == "reset_hwm":
-            with open("/proc/self/clear_refs", "w") as refs:
-                refs.write("5")
-            answer = _memory()
-        elif line == "close":
-            answer = await close()
-        elif line in ("quit", ""):
-            if not done.done():
-                done.set_result(None)
-            return
-        else:
-            answer = {"error": f"unknown command {line!r}"}
-        print(json.dumps(answer), flush=True)
-
-    def read_stdin() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(lambda line=line: loop.create_task(command(line)))
-        loop.call_soon_threadsafe(lambda: loop.create_task(command("")))
-
-    threading.Thread(target=read_stdin, daemon=True).start()
-    await done
+    await serve_commands(running.connections, close)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(close(), 5)
     sys.stdout.flush()

@@ -27,6 +27,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import wsjet
@@ -44,7 +45,9 @@ COUNTERS: dict[str, float] = {
 LOG_SAMPLES: list[str] = []
 
 
-class _Counter(logging.Handler):
+class LogCounter(logging.Handler):
+    """Counts what is logged at WARNING and above into COUNTERS (nothing is printed)."""
+
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.ERROR:
             COUNTERS["errors"] += 1
@@ -56,7 +59,8 @@ class _Counter(logging.Handler):
             LOG_SAMPLES.append(record.getMessage()[:300])
 
 
-def _status() -> dict[str, int]:
+def memory_status() -> dict[str, int]:
+    """VmRSS and VmHWM of this process (``rss``, ``hwm``), in KiB."""
     values: dict[str, int] = {}
     with open("/proc/self/status") as status:
         for line in status:
@@ -106,12 +110,8 @@ def _handler(name: str, params: dict[str, Any]) -> Any:
     return handlers[name]
 
 
-async def main(config: dict[str, Any]) -> None:
-    counter = _Counter()
-    for name in ("wsjet", "asyncio", ""):
-        logging.getLogger(name).addHandler(counter)
-    logging.getLogger("wsjet").setLevel(logging.INFO)
-    loop = asyncio.get_running_loop()
+def count_loop_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """Count the event loop's unhandled errors with the logged ones."""
 
     def on_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         COUNTERS["errors"] += 1
@@ -119,6 +119,72 @@ async def main(config: dict[str, Any]) -> None:
         loop.default_exception_handler(context)
 
     loop.set_exception_handler(on_loop_error)
+
+
+async def serve_commands(
+    connections: Callable[[], int], close: Callable[[], Awaitable[dict[str, Any]]]
+) -> None:
+    """Answer the commands of the module docstring read on stdin, until ``quit``.
+
+    ``connections()`` counts the open connections; ``close()`` closes the
+    server and answers the ``close`` command. Shared with the peer servers of
+    ``bench/_security_server.py``, which speak the same protocol.
+    """
+    loop = asyncio.get_running_loop()
+    libc = ctypes.CDLL("libc.so.6")
+    done = loop.create_future()
+
+    async def answer(line: str) -> dict[str, Any] | None:
+        if line == "stats":
+            return {
+                **memory_status(),
+                "fds": len(os.listdir("/proc/self/fd")),
+                "tasks": len(asyncio.all_tasks()),
+                "connections": connections(),
+                "cpu": time.process_time(),
+                "time": time.monotonic(),
+                "log_samples": LOG_SAMPLES,
+                **COUNTERS,
+            }
+        if line == "trim":
+            gc.collect()
+            libc.malloc_trim(0)
+            return memory_status()
+        if line == "reset_hwm":
+            with open("/proc/self/clear_refs", "w") as refs:
+                refs.write("5")
+            return memory_status()
+        if line == "close":
+            return await close()
+        if line in ("quit", ""):
+            if not done.done():
+                done.set_result(None)
+            return None
+        return {"error": f"unknown command {line!r}"}
+
+    async def command(line: str) -> None:
+        try:
+            reply = await answer(line.strip())
+        except Exception as exc:  # answer anyway: the driver waits for a line
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        if reply is not None:
+            print(json.dumps(reply), flush=True)
+
+    def read_stdin() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lambda line=line: loop.create_task(command(line)))
+        loop.call_soon_threadsafe(lambda: loop.create_task(command("")))
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    await done
+
+
+async def main(config: dict[str, Any]) -> None:
+    counter = LogCounter()
+    for name in ("wsjet", "asyncio", ""):
+        logging.getLogger(name).addHandler(counter)
+    logging.getLogger("wsjet").setLevel(logging.INFO)
+    count_loop_errors(asyncio.get_running_loop())
 
     def on_unraisable(hook: Any) -> None:
         COUNTERS["errors"] += 1
@@ -133,51 +199,14 @@ async def main(config: dict[str, Any]) -> None:
     )
     port = server.sockets[0].getsockname()[1]
     print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
-    libc = ctypes.CDLL("libc.so.6")
-    done = loop.create_future()
 
-    async def command(line: str) -> None:
-        line = line.strip()
-        answer: dict[str, Any]
-        if line == "stats":
-            answer = {
-                **_status(),
-                "fds": len(os.listdir("/proc/self/fd")),
-                "tasks": len(asyncio.all_tasks()),
-                "connections": len(server.connections),
-                "cpu": time.process_time(),
-                "time": time.monotonic(),
-                "log_samples": LOG_SAMPLES,
-                **COUNTERS,
-            }
-        elif line == "trim":
-            gc.collect()
-            libc.malloc_trim(0)
-            answer = _status()
-        elif line == "reset_hwm":
-            with open("/proc/self/clear_refs", "w") as refs:
-                refs.write("5")
-            answer = _status()
-        elif line == "close":
-            start = time.monotonic()
-            server.close()
-            await server.wait_closed()
-            answer = {"elapsed": time.monotonic() - start}
-        elif line in ("quit", ""):
-            if not done.done():
-                done.set_result(None)
-            return
-        else:
-            answer = {"error": f"unknown command {line!r}"}
-        print(json.dumps(answer), flush=True)
+    async def close() -> dict[str, Any]:
+        start = time.monotonic()
+        server.close()
+        await server.wait_closed()
+        return {"elapsed": time.monotonic() - start}
 
-    def read_stdin() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(lambda line=line: loop.create_task(command(line)))
-        loop.call_soon_threadsafe(lambda: loop.create_task(command("")))
-
-    threading.Thread(target=read_stdin, daemon=True).start()
-    await done
+    await serve_commands(lambda: len(server.connections), close)
     server.close()
     await server.wait_closed()
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from wsjet.core.handshake import accept_key
 
@@ -60,12 +60,14 @@ class ServerProcess:
         self._lock = asyncio.Lock()
         self._stderr_text = ""
 
-    async def __aenter__(self) -> ServerProcess:
+    def argv(self) -> list[str]:
+        """The interpreter's arguments that start the server (wsjet's, here)."""
+        return ["-m", "tests.stress._server", json.dumps(self.config)]
+
+    async def __aenter__(self) -> Self:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable,
-            "-m",
-            "tests.stress._server",
-            json.dumps(self.config),
+            *self.argv(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=self._stderr,
