@@ -303,11 +303,8 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             async with self._fragment_lock:
                 pass  # wait for the fragmented message to finish
         connection = self._open_connection()
-        kind = type(message)
-        if kind is bytes:  # the most common cases first: exact types
-            connection.send_binary(message, compress=compress)  # type: ignore[arg-type]
-        elif kind is str:
-            connection.send_text(message.encode(), compress=compress)  # type: ignore[union-attr]
+        if type(message) is bytes:  # the most common case, without isinstance() chains
+            connection.send_binary(message, compress=compress)
         elif isinstance(message, str):
             connection.send_text(message.encode(), compress=compress)
         elif isinstance(message, bytes | bytearray | memoryview):

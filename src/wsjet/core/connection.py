@@ -528,31 +528,29 @@ class Connection:
                         break
                     pos = start + length
                     self._receive_control(opcode, extract_payload(buf, start, pos, key_at))
+                elif first & _FIN_OR_RSV1 == _FIN and opcode != _CONT and end - start >= length:
+                    # A whole, final, uncompressed frame that starts a message: hand
+                    # the message over in one step, without the streaming machinery.
+                    pos = start + length
+                    self._receive_message(opcode, extract_payload(buf, start, pos, key_at))
                 elif (
                     first & _FIN_OR_RSV1 == _FIN
-                    and opcode != _CONT
-                    and (
-                        end - start >= length
-                        or (opcode == _BINARY and length <= self.whole_frame_limit)
-                    )
+                    and opcode == _BINARY
+                    and length <= self.whole_frame_limit
                 ):
-                    # A final, uncompressed frame that starts a message: take it
-                    # whole, in one step, cheaper than streaming its pieces. A
-                    # binary one is waited for, up to whole_frame_limit; a text
-                    # one streams, to fail on invalid UTF-8 as it arrives (§8.1).
-                    if end - start >= length:
-                        pos = start + length
-                        self._receive_message(opcode, extract_payload(buf, start, pos, key_at))
-                    elif length >= _ASSEMBLY_MIN:
-                        pos = start
-                        self._assembly = new_payload(length)
-                        self._assembly_pos = 0
-                        self._assembly_key = None if key_at < 0 else bytes(buf[key_at:start])
-                        self._assembly_opcode = opcode
-                    else:
-                        break  # wait for the rest in the receive buffer
+                    # The same for a binary frame still arriving, up to whole_frame_limit:
+                    # a small one waits in the receive buffer, a larger one is unmasked
+                    # into the message read by read (a text frame streams instead, to
+                    # fail on invalid UTF-8 as it arrives, §8.1).
+                    if length < _ASSEMBLY_MIN:
+                        break
+                    pos = start
+                    self._assembly = new_payload(length)
+                    self._assembly_pos = 0
+                    self._assembly_key = None if key_at < 0 else bytes(buf[key_at:start])
+                    self._assembly_opcode = opcode
                 else:
-                    mask = None if key_at < 0 else bytes(buf[key_at : key_at + 4])
+                    mask = None if key_at < 0 else bytes(buf[key_at:start])
                     pos = start
                     self._start_data_frame(first, opcode, length, mask)
         finally:
@@ -650,9 +648,7 @@ class Connection:
     def _receive_message(self, opcode: int, payload: bytes) -> None:
         """Hand over a message that came whole in one uncompressed frame."""
         if self._debug:
-            self._msg_opcode = opcode  # for _log_frame's text preview
             self._log_frame("<", opcode, payload, True, False)
-            self._msg_opcode = None
         data: str | bytes = payload
         if opcode == _TEXT:
             try:
