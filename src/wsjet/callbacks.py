@@ -243,6 +243,7 @@ class WebSocketServer:
     async def _handle(self, protocol: _CallbackServerProtocol) -> None:
         """The engine's handler for one connection: the callbacks' life cycle."""
         client = protocol.client
+        assert client is not None  # dropped only once this handler is done
         joined = False
         try:
             if self._on_connection is not None:
@@ -255,14 +256,17 @@ class WebSocketServer:
                 client._leave = self._remove
                 self._clients = {**self._clients, (client.addr, client.port): client}
         client._start()
-        await client._run()
-        if joined:
-            self._remove(client)
-            if self._on_disconnection is not None:
-                try:
-                    await self._on_disconnection(client)
-                except Exception:
-                    protocol.logger.error("disconnection callback failed", exc_info=True)
+        try:
+            await client._run()
+            if joined:
+                self._remove(client)
+                if self._on_disconnection is not None:
+                    try:
+                        await self._on_disconnection(client)
+                    except Exception:
+                        protocol.logger.error("disconnection callback failed", exc_info=True)
+        finally:
+            client._release()
 
     def _remove(self, client: Client) -> None:
         key = (client.addr, client.port)
@@ -284,8 +288,8 @@ class _CallbackServerProtocol(WebSocketServerProtocol):
 
     def __init__(self, *args: Any, read_limit: int = DEFAULT_READ_LIMIT, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: The callback face's handle on this connection.
-        self.client = Client(self, read_limit=read_limit)
+        #: The callback face's handle on this connection; ``None`` once TCP closed.
+        self.client: Client | None = Client(self, read_limit=read_limit)
         # Installed before the handshake completes: frames that arrive with
         # the handshake go to the client too.
         self._sink = self.client._receive
@@ -293,25 +297,50 @@ class _CallbackServerProtocol(WebSocketServerProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Record the peer's address on the client."""
         super().connection_made(transport)
-        self.client._set_peer(self.remote_address)
+        if self.client is not None:
+            self.client._set_peer(self.remote_address)
 
     def on_ping(self, data: bytes) -> None:
         """Run the client's ping callback."""
-        self.client._ping_received(data)
+        if self.client is not None:
+            self.client._ping_received(data)
 
     def on_pong(self, data: bytes) -> None:
         """Run the client's pong callback."""
-        self.client._pong_received(data)
+        if self.client is not None:
+            self.client._pong_received(data)
 
     def on_closing(self) -> None:
         """Let the peer's close frame in, even if a callback stopped reading."""
-        self.client._closing()
+        if self.client is not None:
+            self.client._closing()
 
     def on_close_frame(self, close: Close) -> None:
         """The client leaves the server's clients."""
-        self.client._close_frame_received(close)
+        if self.client is not None:
+            self.client._close_frame_received(close)
 
     def on_connection_lost(self) -> None:
         """Cut short a message still arriving; the client leaves."""
         super().on_connection_lost()
-        self.client._connection_lost()
+        if self.client is not None:
+            self.client._connection_lost()
+        self._drop_client()
+
+    def receive_handshake_data(self, data: bytes) -> None:
+        """Parse the request; watch the handshake's task once it started."""
+        started = self.handler_task is not None
+        super().receive_handshake_data(data)
+        if not started and self.handler_task is not None:
+            self.handler_task.add_done_callback(lambda _: self._drop_client())
+
+    def _drop_client(self) -> None:
+        """Break the reference cycle with the client once nothing needs it.
+
+        The client refers to this protocol and this protocol to the client: the
+        cycle would keep the whole connection until the next full garbage
+        collection. Nothing needs the link once TCP closed and the handshake's
+        task (the callbacks' life cycle) is done.
+        """
+        if self._lost and (self.handler_task is None or self.handler_task.done()):
+            self.client = None

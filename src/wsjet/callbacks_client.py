@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
+import functools
 import itertools
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
@@ -143,7 +144,14 @@ class Client:
         self._on_ping: DataCallback | None = None
         self._on_pong: DataCallback | None = None
         self._on_error: ErrorCallback | None = None
-        self._flow = FlowControl(self._pause, self._resume, read_limit, protocol.max_queue)
+        # The protocol's own methods, not this client's: flow control must not make
+        # a reference cycle through the client (see _release).
+        self._flow = FlowControl(
+            functools.partial(protocol._pause_reading, _PAUSED_BY_SINK),
+            functools.partial(protocol._resume_reading, _PAUSED_BY_SINK),
+            read_limit,
+            protocol.max_queue,
+        )
         # The message still arriving, if any, and the messages waiting for the
         # message callback. Delivery is held until ``_start`` (after on_connection).
         self._receiving: WebSocketReader | None = None
@@ -359,12 +367,6 @@ class Client:
         else:
             self._busy = False
 
-    def _pause(self) -> None:
-        self._protocol._pause_reading(_PAUSED_BY_SINK)
-
-    def _resume(self) -> None:
-        self._protocol._resume_reading(_PAUSED_BY_SINK)
-
     # --- other callbacks --------------------------------------------------------------
 
     def _spawn(
@@ -486,6 +488,17 @@ class Client:
                 self._on_closed(CloseCode.ABNORMAL_CLOSURE if code is None else code, reason or ""),
                 "closed",
             )
+
+    def _release(self) -> None:
+        """Forget the callbacks: the connection is over and every callback returned.
+
+        A callback is usually a closure over this client, a reference cycle that
+        would keep the connection's objects until the next full garbage collection.
+        """
+        self._on_message = self._on_closed = None
+        self._on_ping = self._on_pong = None
+        self._on_error = None
+        self._leave = None
 
     async def _call(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         """Await a callback of a closed connection: failures can only be logged."""

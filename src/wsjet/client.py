@@ -390,9 +390,10 @@ class connect:
     async def _create(self) -> WebSocketClientProtocol:
         self.protocol = None
         try:
-            protocol = await asyncio.wait_for(
-                self._handshake_following_redirects(), self.open_timeout
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for's task and the
+            # exception it holds form a reference cycle with wait_for's frame.
+            async with asyncio.timeout(self.open_timeout):
+                protocol = await self._handshake_following_redirects()
         except BaseException:
             if self.protocol is not None and self.protocol.transport is not None:
                 self.protocol.transport.abort()
