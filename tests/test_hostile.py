@@ -686,3 +686,58 @@ def test_no_secret_compared_with_equality() -> None:
         for number, line in enumerate(path.read_text().splitlines(), 1):
             code = line.split("#", 1)[0]
             assert not naive.search(code), f"{path}:{number}: {line.strip()}"
+
+
+# --- failing a connection whose peer keeps sending -------------------------------------------
+
+
+async def flood(writer: asyncio.StreamWriter, first: bytes, junk: bytes, count: int) -> None:
+    """Write ``first``, then ``junk`` ``count`` times, as fast as the peer reads."""
+    writer.write(first)
+    with contextlib.suppress(ConnectionError):
+        for _ in range(count):
+            writer.write(junk)
+            await writer.drain()
+
+
+@pytest.mark.parametrize("face", ["coroutine", "callback"])
+async def test_failing_server_delivers_its_close_frame_to_a_flooding_peer(face: str) -> None:
+    """A protocol error, then a flood the server will never parse: the 1002 arrives.
+
+    Closing a socket with unread input makes the kernel send a reset, which may
+    destroy the close frame still in flight: the server half-closes instead and
+    discards the rest (RFC 6455 §7.1.7); the peer sees the close frame, then EOF.
+    """
+
+    async def echo(ws: Any) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    if face == "coroutine":
+        context: Any = wsjet.serve(echo, "127.0.0.1", 0, compression=None)
+    else:
+        context = wsjet.WebSocketServer("127.0.0.1", 0, compression=None)
+    # A masked binary frame of 64 KiB, sent 64 times (4 MiB, more than the socket
+    # buffers hold): what the server reads after failing.
+    junk = struct.pack("!BBQ", 0x82, 0xFF, 65536) + bytes(4) + bytes(65536)
+    reserved_opcode = bytes([0x83, 0x80]) + bytes(4)  # FIN, opcode 3, masked, empty
+    async with context as server:
+        port = server.sockets[0].getsockname()[1]
+        for _ in range(5):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(handshake(key=base64.b64encode(bytes(16))))
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 101 ")
+
+                flooding = asyncio.create_task(flood(writer, reserved_opcode, junk, 64))
+                async with asyncio.timeout(40 * UNIT):
+                    frame = await reader.readexactly(4)
+                    rest = await reader.read()  # then EOF, not a reset
+                flooding.cancel()
+                await asyncio.gather(flooding, return_exceptions=True)
+            finally:
+                writer.transport.abort()
+            assert frame[0] == 0x88, frame  # FIN + close
+            assert struct.unpack("!H", frame[2:4]) == (1002,)
+            assert len(rest) == frame[1] - 2  # the reason, then nothing

@@ -603,8 +603,12 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         if connection.failure is not None and not self._logged_failure:
             self._logged_failure = True
             self.logger.info("failing connection: %s", connection.failure)
-        if connection.wants_eof():
-            transport.close()  # flushes the buffer, then closes the socket
+        if connection.wants_eof() and not self._eof_written:
+            self._eof_written = True
+            if connection.failure is not None and transport.can_write_eof():
+                self._linger(transport)
+            else:
+                transport.close()  # flushes the buffer, then closes the socket
         if connection.close_expected() and self._close_timer is None and not self._lost:
             self._close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
             # The peer's close frame may sit behind a full queue: read on, or the
@@ -615,6 +619,22 @@ class WebSocketCommonProtocol(asyncio.Protocol):
 
     _logged_failure = False
     _corked = False
+    _eof_written = False
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Fail the connection without losing the close frame (RFC 6455 §7.1.7).
+
+        The peer may still be sending. Closing a socket whose input was not all
+        read makes the kernel answer with a reset, which can destroy the close
+        frame still on its way (the peer then sees 1006 instead of the code). So
+        this side half-closes (FIN after the close frame), reads on and discards
+        (the connection stopped parsing) until the peer closes TCP; the close
+        timer started below aborts a peer that never does.
+        """
+        transport.write_eof()
+        if self._paused_reading:
+            self._paused_reading = 0
+            transport.resume_reading()
 
     def _close_timed_out(self) -> None:
         self._close_timer = None

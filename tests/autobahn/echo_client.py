@@ -4,7 +4,7 @@ Usage::
 
     python tests/autobahn/echo_client.py --impl wsjet|websockets \
         --url http://127.0.0.1:P --agent NAME [--no-compression] [--max-size BYTES] \
-        [--case-timeout SECONDS]
+        [--concurrency N] [--case-timeout SECONDS]
 
 Follows the Autobahn fuzzingserver protocol. Every step is a *WebSocket*
 connection (not a plain HTTP GET):
@@ -12,7 +12,7 @@ connection (not a plain HTTP GET):
 1. ``ws://HOST:P/getCaseCount`` -- the server sends one text message, the
    number N of selected cases, then closes.
 2. for case 1..N: ``ws://HOST:P/runCase?case=I&agent=NAME`` -- echo every
-   message back until the connection closes.
+   message back until the connection closes; ``--concurrency`` cases at once.
 3. ``ws://HOST:P/updateReports?agent=NAME`` -- ends the run (kosoku then drops
    the TCP connection without a closing handshake; that is expected).
 
@@ -159,11 +159,19 @@ async def amain(args: argparse.Namespace) -> int:
     print(f"CASES {n}", flush=True)
 
     loop = asyncio.get_running_loop()
-    for case in range(1, n + 1):
-        t0 = loop.time()
-        await client.guarded(f"case {case}", lambda c=case: client.run_case(base, c, args.agent))
-        if (took := loop.time() - t0) > 2.0:
-            print(f"case {case}: took {took:.1f}s", file=sys.stderr, flush=True)
+    cases = iter(range(1, n + 1))
+
+    async def worker() -> None:
+        # Workers share one iterator: each case runs once, in order of start.
+        for case in cases:
+            t0 = loop.time()
+            await client.guarded(
+                f"case {case}", lambda c=case: client.run_case(base, c, args.agent)
+            )
+            if (took := loop.time() - t0) > 2.0:
+                print(f"case {case}: took {took:.1f}s", file=sys.stderr, flush=True)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, args.concurrency))))
 
     updated = await client.guarded("updateReports", lambda: client.update_reports(base, args.agent))
     outcomes = ",".join(f"{k}={v}" for k, v in sorted(client.outcomes.items()))
@@ -185,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compression", action="store_true")
     parser.add_argument(
         "--max-size", type=int, default=None, help="max message size in bytes (default: unlimited)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="cases run at once (kosoku keeps each case's state apart)",
     )
     parser.add_argument(
         "--case-timeout", type=float, default=180.0, help="backstop per case, in seconds"

@@ -382,6 +382,8 @@ def _run_client_mode(
             f"http://127.0.0.1:{port}",
             "--agent",
             agent,
+            "--concurrency",
+            str(parallelism),
         ]
         if not compression:
             argv.append("--no-compression")
@@ -579,7 +581,7 @@ def run(
         "compression": compression,
         "include": list(include),
         "exclude": list(exclude),
-        "parallelism": parallelism if mode == "server" else 1,  # our client runs cases one by one
+        "parallelism": parallelism,
         "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "python": sys.version.split()[0],
     }

@@ -18,7 +18,8 @@ Environment:
   ``client:13.2.*``.
 * ``WSJET_AUTOBAHN_INCLUDE``: comma-separated case globs to run (default: all),
   same syntax.
-* ``WSJET_AUTOBAHN_PARALLELISM``: cases kosoku runs at once in server mode (default 1).
+* ``WSJET_AUTOBAHN_PARALLELISM``: cases run at once (default 1): by kosoku's fuzzingclient in
+  server mode, by our echo client in client mode.
 * ``WSJET_AUTOBAHN_TIMEOUT``: seconds allowed per target (default 900).
 * ``WSJET_AUTOBAHN_HTML=1``: also write kosoku's Autobahn-style HTML/JSON report to
   reports/autobahn/html/<mode>-<impl>-<face>/index.html.
