@@ -118,6 +118,28 @@ async def test_clients_excludes_the_new_client_during_its_callback(start: Any) -
         assert set(running.socket.clients) == {key1, key2}
 
 
+async def test_clients_dict_held_by_the_caller_never_changes(start: Any) -> None:
+    async def on_connection(client: Client) -> None:
+        pass
+
+    running = await start(on_connection)
+    empty = running.socket.clients
+    async with running.connect() as first:
+        await roundtrip(first)
+        one = running.socket.clients
+        assert running.socket.clients is one  # no change, no new copy
+        async with running.connect() as second:
+            await roundtrip(second)
+            two = running.socket.clients
+        await asyncio.sleep(UNIT)
+        assert running.socket.clients == one
+        assert running.socket.clients is not one  # the set changed in between
+    await asyncio.sleep(UNIT)
+    assert empty == {}
+    assert len(two) == 2
+    assert running.socket.clients == {}
+
+
 async def test_disconnection_callback(start: Any) -> None:
     left: list[tuple[Client, bool, int | None]] = []
 

@@ -83,7 +83,11 @@ class WebSocketServer:
         self.options = options
         #: The engine's server while listening (see :class:`~wsjet.server.Server`).
         self.ws_server: Server | None = None
+        # The live set, changed in place, and the dict last handed out by
+        # ``clients``, which is never changed: a copy is made only when the set
+        # changed since (so joining and leaving cost O(1), not a copy each).
         self._clients: dict[tuple[str, int], Client] = {}
+        self._clients_view: dict[tuple[str, int], Client] | None = None
         self._on_connection: ClientCallback | None = None
         self._on_disconnection: ClientCallback | None = None
 
@@ -99,11 +103,15 @@ class WebSocketServer:
 
         A client is added when its connection callback returns and removed
         when it leaves (close frame received or connection lost); during its
-        own connection callback it is not there yet. Every change makes a new
-        dict, so iterating over it across ``await`` is safe: read the
-        attribute again for the current set rather than keeping the dict.
+        own connection callback it is not there yet. The dict handed out never
+        changes (a change to the set makes the next read return a new one), so
+        iterating over it across ``await`` is safe: read the attribute again for
+        the current set rather than keeping the dict. Do not modify it.
         """
-        return self._clients
+        view = self._clients_view
+        if view is None:
+            view = self._clients_view = dict(self._clients)
+        return view
 
     @property
     def server(self) -> asyncio.Server | None:
@@ -254,7 +262,8 @@ class WebSocketServer:
             if client.open:
                 joined = True
                 client._leave = self._remove
-                self._clients = {**self._clients, (client.addr, client.port): client}
+                self._clients[client.addr, client.port] = client
+                self._clients_view = None
         client._start()
         try:
             await client._run()
@@ -271,9 +280,8 @@ class WebSocketServer:
     def _remove(self, client: Client) -> None:
         key = (client.addr, client.port)
         if self._clients.get(key) is client:
-            clients = dict(self._clients)
-            del clients[key]
-            self._clients = clients
+            del self._clients[key]
+            self._clients_view = None
 
 
 WebSocketServer.__module__ = "wsjet.server"
