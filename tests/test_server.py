@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 import websockets
@@ -204,19 +205,48 @@ async def test_server_close_sends_1001_and_waits() -> None:
     assert not server.connections and not server.is_serving()
 
 
-async def test_shutdown_bounded_when_handler_ignores_close() -> None:
-    async def stubborn(ws: wsjet.WebSocketServerProtocol) -> None:
-        await asyncio.sleep(3600)
-
-    server = await wsjet.serve(stubborn, "127.0.0.1", 0, close_timeout=2 * UNIT)
+async def shutdown_seconds(handler: Callable[[Any], Awaitable[None]]) -> float:
+    """Serve ``handler`` to one client, then shut down: the seconds it took (client saw 1001)."""
+    server = await wsjet.serve(handler, "127.0.0.1", 0, close_timeout=2 * UNIT)
     client = await ws_connect(f"ws://127.0.0.1:{port_of(server)}/")
     loop = asyncio.get_running_loop()
     start = loop.time()
     server.close()
     await asyncio.wait_for(server.wait_closed(), 5)
-    assert loop.time() - start < 2 * UNIT + wsjet.server.SHUTDOWN_GRACE + 1
+    took = loop.time() - start
     await client.wait_closed()
     assert client.close_code == 1001
+    return took
+
+
+async def test_shutdown_bounded_when_handler_ignores_close() -> None:
+    async def stubborn(ws: wsjet.WebSocketServerProtocol) -> None:
+        await asyncio.sleep(3600)
+
+    assert await shutdown_seconds(stubborn) < 2 * UNIT + wsjet.server.SHUTDOWN_GRACE + 1
+
+
+async def test_shutdown_bounded_when_handler_ignores_cancellation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = asyncio.Event()
+    cancellations = 0
+
+    async def defiant(ws: wsjet.WebSocketServerProtocol) -> None:
+        nonlocal cancellations
+        while not release.is_set():
+            try:
+                await release.wait()
+            except asyncio.CancelledError:
+                cancellations += 1  # swallowed: a bug in the handler, not in wsjet
+
+    took = await shutdown_seconds(defiant)
+    # close_timeout for the closing handshakes, the grace, close_timeout after cancelling.
+    assert took < 4 * UNIT + wsjet.server.SHUTDOWN_GRACE + 1
+    assert cancellations == 1
+    assert "1 handler(s) ignored their cancellation" in caplog.text
+    release.set()
+    await asyncio.sleep(0)
 
 
 async def test_keepalive_ping_timeout_closes_1011() -> None:

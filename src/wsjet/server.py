@@ -478,7 +478,16 @@ class Server:
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.wait(pending)
+                # A handler may clean up after its cancellation (within close_timeout,
+                # as the callback face allows its callbacks), but one that ignores
+                # the cancellation must not hold the shutdown forever.
+                _, stuck = await asyncio.wait(pending, timeout=self.close_timeout)
+                if stuck:
+                    logger.warning(
+                        "shutdown: %d handler(s) ignored their cancellation; "
+                        "their connections are aborted without them",
+                        len(stuck),
+                    )
         for protocol in list(self.connections):
             if protocol.transport is not None:
                 protocol.transport.abort()
