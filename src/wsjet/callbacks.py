@@ -340,7 +340,10 @@ class _CallbackServerProtocol(WebSocketServerProtocol):
         started = self.handler_task is not None
         super().receive_handshake_data(data)
         if not started and self.handler_task is not None:
-            self.handler_task.add_done_callback(lambda _: self._drop_client())
+            self.handler_task.add_done_callback(self._handshake_done)
+
+    def _handshake_done(self, task: asyncio.Task[None]) -> None:
+        self._drop_client()
 
     def _drop_client(self) -> None:
         """Break the reference cycle with the client once nothing needs it.
@@ -350,5 +353,9 @@ class _CallbackServerProtocol(WebSocketServerProtocol):
         collection. Nothing needs the link once TCP closed and the handshake's
         task (the callbacks' life cycle) is done.
         """
-        if self._lost and (self.handler_task is None or self.handler_task.done()):
+        client = self.client
+        if client is None or not self._lost:
+            return
+        if self.handler_task is None or self.handler_task.done():
             self.client = None
+            client._release()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextvars
-import functools
 import itertools
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
@@ -144,18 +143,12 @@ class Client:
         self._on_ping: DataCallback | None = None
         self._on_pong: DataCallback | None = None
         self._on_error: ErrorCallback | None = None
-        # The protocol's own methods, not this client's: flow control must not make
-        # a reference cycle through the client (see _release).
-        self._flow = FlowControl(
-            functools.partial(protocol._pause_reading, _PAUSED_BY_SINK),
-            functools.partial(protocol._resume_reading, _PAUSED_BY_SINK),
-            read_limit,
-            protocol.max_queue,
-        )
+        self._flow = FlowControl(self._pause, self._resume, read_limit, protocol.max_queue)
         # The message still arriving, if any, and the messages waiting for the
         # message callback. Delivery is held until ``_start`` (after on_connection).
         self._receiving: WebSocketReader | None = None
-        self._queue: collections.deque[WebSocketReader] = collections.deque()
+        # Made on first use (an empty deque takes 760 bytes per idle connection).
+        self._queue: collections.deque[WebSocketReader] | None = None
         self._busy = True
         self._current: WebSocketReader | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -293,6 +286,8 @@ class Client:
             reader.feed_data(data)
             self._receiving = reader
         if self._busy:
+            if self._queue is None:
+                self._queue = collections.deque()
             self._queue.append(reader)
             flow = self._flow
             flow.queued += 1
@@ -314,6 +309,7 @@ class Client:
             self._busy = False
 
     def _dequeue(self) -> WebSocketReader:
+        assert self._queue  # callers check that a message waits
         reader = self._queue.popleft()
         flow = self._flow
         flow.queued -= 1
@@ -366,6 +362,12 @@ class Client:
             self._deliver(self._dequeue())
         else:
             self._busy = False
+
+    def _pause(self) -> None:
+        self._protocol._pause_reading(_PAUSED_BY_SINK)
+
+    def _resume(self) -> None:
+        self._protocol._resume_reading(_PAUSED_BY_SINK)
 
     # --- other callbacks --------------------------------------------------------------
 
@@ -492,13 +494,15 @@ class Client:
     def _release(self) -> None:
         """Forget the callbacks: the connection is over and every callback returned.
 
-        A callback is usually a closure over this client, a reference cycle that
-        would keep the connection's objects until the next full garbage collection.
+        A callback is usually a closure over this client, and the flow control
+        calls this client's methods: reference cycles that would keep the
+        connection's objects until the next full garbage collection.
         """
         self._on_message = self._on_closed = None
         self._on_ping = self._on_pong = None
         self._on_error = None
         self._leave = None
+        self._flow.detach()
 
     async def _call(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         """Await a callback of a closed connection: failures can only be logged."""

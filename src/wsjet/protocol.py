@@ -133,7 +133,10 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self._sending_fragments = False
 
         # The coroutine face's sink: complete messages for recv().
-        self._messages: collections.deque[Data] = collections.deque()
+        # Made on first use: an empty deque takes 760 bytes, most of an idle
+        # connection's budget, and most connections hand every message straight
+        # to a waiting recv().
+        self._messages: collections.deque[Data] | None = None
         # The message being assembled: large pieces, and small ones merged in batches.
         self._pieces: list[Data] = []
         self._small: list[Data] = []
@@ -221,7 +224,7 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         except asyncio.CancelledError:
             # A message handed over just before the cancellation must not be lost.
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._messages.appendleft(waiter.result())
+                self._queue().appendleft(waiter.result())
             raise
         finally:
             self._recv_waiter = None
@@ -274,15 +277,22 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             waiter.set_result(message)
             self._recv_waiter = None
             return
-        if self.max_queue is not None and len(self._messages) >= self.max_queue:
+        queue = self._queue()
+        if self.max_queue is not None and len(queue) >= self.max_queue:
             if self._close_timer is not None:
                 # Closing: nobody will read this far; keep the queue bounded.
                 self.logger.debug("closing: dropped a message past max_queue")
                 return
-            self._messages.append(message)
+            queue.append(message)
             self._pause_reading(_PAUSED_BY_QUEUE)
             return
-        self._messages.append(message)
+        queue.append(message)
+
+    def _queue(self) -> collections.deque[Data]:
+        """The messages waiting for recv(), made on first use."""
+        if self._messages is None:
+            self._messages = collections.deque()
+        return self._messages
 
     # --- sending --------------------------------------------------------------------------
 

@@ -21,6 +21,10 @@ __all__ = ["DEFAULT_READ_LIMIT", "FlowControl", "WebSocketReader"]
 DEFAULT_READ_LIMIT = 2**18
 
 
+def _nothing() -> None:
+    """The pause and resume of a detached flow control."""
+
+
 class FlowControl:
     """Pauses a connection's reading while its readers hold too much unread data.
 
@@ -94,6 +98,15 @@ class FlowControl:
         if self.paused:
             self.paused = False
             self._resume()
+
+    def detach(self) -> None:
+        """Forget the pause and resume callables: the connection is over.
+
+        They are usually bound methods of the object that owns this flow
+        control, a reference cycle that reference counting could not free.
+        """
+        self._pause = self._resume = _nothing
+        self.paused = False
 
     def update(self) -> None:
         """Pause or resume reading according to the current figures."""
