@@ -296,7 +296,8 @@ class _CallbackServerProtocol(WebSocketServerProtocol):
 
     def __init__(self, *args: Any, read_limit: int = DEFAULT_READ_LIMIT, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: The callback face's handle on this connection; ``None`` once TCP closed.
+        #: The callback face's handle on this connection; ``None`` once the connection is
+        #: over (TCP closed and the callbacks returned).
         self.client: Client | None = Client(self, read_limit=read_limit)
         # Installed before the handshake completes: frames that arrive with
         # the handshake go to the client too.
