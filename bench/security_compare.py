@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from unittest import mock
 
@@ -233,6 +234,17 @@ class Attack:
     repeats: dict[str, int] = field(default_factory=lambda: {"full": 3, "quick": 1})
 
 
+def scenario_runner(scenario: ModuleType) -> Callable[[str, Raw], Awaitable[Raw]]:
+    """An Attack's ``run``: the tests/stress ``scenario`` as it is, against ``library``'s server."""
+
+    async def run(library: str, params: Raw) -> Raw:
+        with serving(library, scenario):
+            result: Raw = await scenario.run(**params)
+            return result
+
+    return run
+
+
 # Malformed handshakes -------------------------------------------------------------------------
 
 
@@ -304,11 +316,6 @@ def figures_malformed(raws: dict[str, list[Raw]]) -> list[Figure]:
 # Slowloris ------------------------------------------------------------------------------------
 
 
-async def run_slowloris(library: str, params: Raw) -> Raw:
-    with serving(library, slowloris):
-        return await slowloris.run(**params)
-
-
 def figures_slowloris(raws: dict[str, list[Raw]]) -> list[Figure]:
     def worst_offset(raw: Raw) -> float | None:
         if raw["closed_min_s"] is None:
@@ -356,11 +363,6 @@ def figures_slowloris(raws: dict[str, list[Raw]]) -> list[Figure]:
 
 
 # Churn ----------------------------------------------------------------------------------------
-
-
-async def run_churn(library: str, params: Raw) -> Raw:
-    with serving(library, churn):
-        return await churn.run(**params)
 
 
 def figures_churn(raws: dict[str, list[Raw]]) -> list[Figure]:
@@ -560,11 +562,6 @@ def figures_fragments(raws: dict[str, list[Raw]]) -> list[Figure]:
 # Ping flood -----------------------------------------------------------------------------------
 
 
-async def run_ping_flood(library: str, params: Raw) -> Raw:
-    with serving(library, ping_flood):
-        return await ping_flood.run(**params)
-
-
 def figures_ping_flood(raws: dict[str, list[Raw]]) -> list[Figure]:
     return [
         rss_figure(raws, "server peak RSS growth", "peak_rss_growth_kib", 1024),
@@ -593,11 +590,6 @@ def figures_ping_flood(raws: dict[str, list[Raw]]) -> list[Figure]:
 
 
 # Slow reader ----------------------------------------------------------------------------------
-
-
-async def run_slow_reader(library: str, params: Raw) -> Raw:
-    with serving(library, slow_reader):
-        return await slow_reader.run(**params)
 
 
 def figures_slow_reader(raws: dict[str, list[Raw]]) -> list[Figure]:
@@ -666,11 +658,6 @@ def figures_shutdown(raws: dict[str, list[Raw]]) -> list[Figure]:
 # Idle memory ----------------------------------------------------------------------------------
 
 
-async def run_idle_memory(library: str, params: Raw) -> Raw:
-    with serving(library, idle_memory):
-        return await idle_memory.run(**params)
-
-
 def figures_idle_memory(raws: dict[str, list[Raw]]) -> list[Figure]:
     return [
         figure(
@@ -714,7 +701,7 @@ ATTACKS = [
         "Slowloris",
         "200 conns at 1 byte/s + 200 silent: closed at open_timeout +-1 s, RSS < 5 MiB",
         "WS 10-11 s; aio none in 30 s",
-        run_slowloris,
+        scenario_runner(slowloris),
         figures_slowloris,
         slowloris.check,
         {"full": dict(slowloris.FULL), "quick": dict(slowloris.SHORT)},
@@ -733,7 +720,7 @@ ATTACKS = [
         "10,000 handshakes (200 at a time) then RST, every third mid-frame: fds/tasks at"
         " baseline, RSS < 16 MiB",
         "WS 7.1 s, +9 MiB",
-        run_churn,
+        scenario_runner(churn),
         figures_churn,
         churn.check,
         {"full": dict(churn.FULL), "quick": dict(churn.SHORT)},
@@ -778,7 +765,7 @@ ATTACKS = [
         "Ping flood",
         "300 MiB of pings, peer never reads: RSS growth <= write_limit + 4 MiB",
         "WS +289 MiB; aio +1 MiB",
-        run_ping_flood,
+        scenario_runner(ping_flood),
         figures_ping_flood,
         ping_flood.check,
         {"full": dict(ping_flood.FULL), "quick": dict(ping_flood.SHORT)},
@@ -789,7 +776,7 @@ ATTACKS = [
         "Slow reader",
         "handler loops send(64 KiB), client never reads, 5 s: RSS < write_limit + 1 MiB",
         "both flat",
-        run_slow_reader,
+        scenario_runner(slow_reader),
         figures_slow_reader,
         slow_reader.check,
         {"full": dict(slow_reader.FULL), "quick": dict(slow_reader.SHORT)},
@@ -819,7 +806,7 @@ ATTACKS = [
         "Memory per idle connection",
         "1,000 connections: <= 16 KiB without compression, <= 64 KiB with",
         "WS 14.3 / 48.1 KiB",
-        run_idle_memory,
+        scenario_runner(idle_memory),
         figures_idle_memory,
         idle_memory.check,
         {"full": dict(idle_memory.FULL), "quick": dict(idle_memory.SHORT)},

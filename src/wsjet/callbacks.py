@@ -265,17 +265,15 @@ class WebSocketServer:
                 self._clients[client.addr, client.port] = client
                 self._clients_view = None
         client._start()
-        try:
-            await client._run()
-            if joined:
-                self._remove(client)
-                if self._on_disconnection is not None:
-                    try:
-                        await self._on_disconnection(client)
-                    except Exception:
-                        protocol.logger.error("disconnection callback failed", exc_info=True)
-        finally:
-            client._release()
+        await client._run()
+        if joined:
+            self._remove(client)
+            if self._on_disconnection is not None:
+                try:
+                    await self._on_disconnection(client)
+                except Exception:
+                    protocol.logger.error("disconnection callback failed", exc_info=True)
+        # The protocol releases the client once this task is done (_drop_client).
 
     def _remove(self, client: Client) -> None:
         key = (client.addr, client.port)
