@@ -102,7 +102,12 @@ class OptionalBuildExt(build_ext):
 
 #: Modules compiled by Cython from their own .py source ("pure Python mode",
 #: typed by the .pxd beside each). Keep in step with wsjet.core.COMPILED_MODULES.
-CYTHON_MODULES = ["wsjet.core.connection"]
+CYTHON_MODULES = [
+    "wsjet.core.connection",
+    "wsjet.stream.buffer",
+    "wsjet.stream.reader",
+    "wsjet.engine",
+]
 
 CYTHON_DIRECTIVES = {
     "language_level": 3,
@@ -126,7 +131,11 @@ def cython_extensions() -> list[Extension]:
         Extension(name, sources=[f"src/{name.replace('.', '/')}.py"]) for name in CYTHON_MODULES
     ]
     result: list[Extension] = cythonize(
-        extensions, compiler_directives=CYTHON_DIRECTIVES, build_dir="build/cython", quiet=True
+        extensions,
+        compiler_directives=CYTHON_DIRECTIVES,
+        build_dir="build/cython",
+        quiet=True,
+        include_path=["src"],
     )
     return result
 

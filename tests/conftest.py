@@ -20,18 +20,22 @@ import wsjet.core
 def pytest_configure(config: pytest.Config) -> None:
     """Refuse to test a compiled module older than its source.
 
-    An editable install compiles ``wsjet/core/connection.py`` into an extension
-    beside it, which Python imports first: after an edit, the tests would run
-    the old code until ``bash scripts/bootstrap.sh`` rebuilds it.
+    An editable install compiles each of ``COMPILED_MODULES`` (and its
+    ``.pxd``) into an extension beside its ``.py``, which Python imports first:
+    after an edit, the tests would run the old code until
+    ``bash scripts/bootstrap.sh`` rebuilds it.
     """
     if wsjet.core.NO_EXTENSIONS:
         return
+    package_root = Path(wsjet.core.__file__).parent.parent.parent
     for name in sorted(wsjet.core.COMPILED_MODULES):
-        folder = Path(wsjet.core.__file__).parent
-        source = folder / (name.rpartition(".")[2] + ".py")
-        for built in folder.glob(name.rpartition(".")[2] + ".*.so"):
-            if built.stat().st_mtime < source.stat().st_mtime:
-                pytest.exit(f"{built.name} is older than {source.name}: run scripts/bootstrap.sh")
+        stem = package_root.joinpath(*name.split("."))
+        for built in stem.parent.glob(stem.name + ".*.so"):
+            for source in (stem.with_suffix(".py"), stem.with_suffix(".pxd")):
+                if built.stat().st_mtime < source.stat().st_mtime:
+                    pytest.exit(
+                        f"{built.name} is older than {source.name}: run scripts/bootstrap.sh"
+                    )
 
 
 def pytest_asyncio_loop_factories(

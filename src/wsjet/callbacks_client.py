@@ -28,9 +28,10 @@ from typing import Any, TypeVar
 from .core.events import DataReceived
 from .core.frames import Close, CloseCode
 from .core.http import Headers
+from .engine import _PAUSED_BY_SINK
 from .exceptions import ConnectionClosed
-from .protocol import _PAUSED_BY_SINK, WebSocketCommonProtocol
-from .stream.reader import DEFAULT_READ_LIMIT, FlowControl, WebSocketReader
+from .protocol import WebSocketCommonProtocol
+from .stream.reader import DEFAULT_READ_LIMIT, FlowControl, WebSocketReader, whole_message
 from .stream.writer import WebSocketWriter
 
 __all__ = ["Client"]
@@ -280,7 +281,7 @@ class Client:
         if self._dropping or (not self._busy and callback is None):
             return  # nobody will read it: drop it without buffering
         if event.fin:
-            reader = WebSocketReader._whole(data, self._flow)
+            reader = whole_message(data, self._flow)
         else:
             reader = WebSocketReader(type(data) is str, flow=self._flow)
             reader.feed_data(data)

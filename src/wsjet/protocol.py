@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from .core import defaults
 from .core.connection import Connection, MessageCodec, Side, State
-from .core.events import CloseReceived, DataReceived, PingReceived, PongReceived
+from .core.events import DataReceived
 from .core.frames import Close, CloseCode
 from .core.http import Headers
+from .engine import _PAUSED_BY_QUEUE, Data, Engine
 from .exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -37,22 +38,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Data", "WebSocketCommonProtocol"]
 
-Data = str | bytes
 _OK_CODES: Final = frozenset(
     {CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD}
 )
 
-# While a read is processed, replies are held back until this many bytes wait.
-_CORK_LIMIT = 64 * 1024
 
-# Pieces of a message shorter than this are merged, _SMALL_BATCH at a time.
-_SMALL_PIECE, _SMALL_BATCH = 1024, 256
-
-# Reasons to stop reading the socket; reading resumes when none is left.
-_PAUSED_BY_QUEUE, _PAUSED_BY_WRITES, _PAUSED_BY_SINK = 1, 2, 4
-
-
-class WebSocketCommonProtocol(asyncio.Protocol):
+class WebSocketCommonProtocol(Engine, asyncio.Protocol):
     """A WebSocket connection, once its opening handshake is done.
 
     Server and client subclasses (:class:`~wsjet.server.WebSocketServerProtocol`,
@@ -127,6 +118,9 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         self._last_data = 0.0  # loop.time() of the last bytes received
         self._paused_reading = 0
         self._writing_paused = False
+        self._corked = False  # see Engine._process
+        self._eof_written = False
+        self._logged_failure = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._fragment_lock = asyncio.Lock()
@@ -246,54 +240,6 @@ class WebSocketCommonProtocol(asyncio.Protocol):
     def _queue_low(self) -> int:
         return 0 if self.max_queue is None else self.max_queue // 4
 
-    def _assemble(self, event: DataReceived) -> None:
-        data = event.data
-        if event.fin and event.first:
-            message = data
-        else:
-            if event.first:
-                self._pieces, self._small = [], []
-            if len(data) >= _SMALL_PIECE:
-                if self._small:
-                    self._pieces.append(_join(self._small))
-                    self._small = []
-                self._pieces.append(data)
-            else:
-                # Tiny frames (or tiny reads) are merged as they come: a message of
-                # 131,072 one-byte frames must not keep 131,072 objects.
-                self._small.append(data)
-                if len(self._small) >= _SMALL_BATCH:
-                    self._pieces.append(_join(self._small))
-                    self._small = []
-            if not event.fin:
-                return
-            if self._small:
-                self._pieces.append(_join(self._small))
-            message = _join(self._pieces)
-            self._pieces, self._small = [], []
-        waiter = self._recv_waiter
-        if waiter is not None and not waiter.done():
-            # Hand the message straight to the waiting recv(): no queue, no copy.
-            waiter.set_result(message)
-            self._recv_waiter = None
-            return
-        queue = self._queue()
-        if self.max_queue is not None and len(queue) >= self.max_queue:
-            if self._close_timer is not None:
-                # Closing: nobody will read this far; keep the queue bounded.
-                self.logger.debug("closing: dropped a message past max_queue")
-                return
-            queue.append(message)
-            self._pause_reading(_PAUSED_BY_QUEUE)
-            return
-        queue.append(message)
-
-    def _queue(self) -> collections.deque[Data]:
-        """The messages waiting for recv(), made on first use."""
-        if self._messages is None:
-            self._messages = collections.deque()
-        return self._messages
-
     # --- sending --------------------------------------------------------------------------
 
     async def send(
@@ -315,28 +261,19 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         if self._sending_fragments:
             async with self._fragment_lock:
                 pass  # wait for the fragmented message to finish
-        connection = self._open_connection()
-        if type(message) is bytes:  # the most common case, without isinstance() chains
-            connection.send_binary(message, compress=compress)
-        elif isinstance(message, str):
-            connection.send_text(message.encode(), compress=compress)
-        elif isinstance(message, bytes | bytearray | memoryview):
-            connection.send_binary(message, compress=compress)
-        elif isinstance(message, dict):
+        if self._send_message(message, compress):
+            if self._writing_paused:
+                await self._drain()
+            return
+        if isinstance(message, dict):
             raise TypeError("data is a dict-like object")
-        elif isinstance(message, Iterable):
+        if isinstance(message, Iterable):
             await self._send_fragments(_aiter(message), compress)
             return
-        elif isinstance(message, AsyncIterable):
+        if isinstance(message, AsyncIterable):
             await self._send_fragments(message.__aiter__(), compress)
             return
-        else:
-            raise TypeError(
-                f"data must be str, bytes-like or iterable, not {type(message).__name__}"
-            )
-        self._flush()
-        if self._writing_paused:
-            await self._drain()
+        raise TypeError(f"data must be str, bytes-like or iterable, not {type(message).__name__}")
 
     async def _send_fragments(self, chunks: AsyncIterator[Any], compress: bool | None) -> None:
         async with self._fragment_lock:
@@ -463,14 +400,6 @@ class WebSocketCommonProtocol(asyncio.Protocol):
         """Wait until the connection is closed (TCP closed)."""
         await asyncio.shield(self._closed)
 
-    def _open_connection(self) -> Connection:
-        connection = self.connection
-        if connection is None or self._lost or connection.close_sent is not None:
-            raise self._closed_error()
-        if connection.state is not State.OPEN:
-            raise self._closed_error()
-        return connection
-
     def _closed_error(self) -> ConnectionClosed:
         connection = self.connection
         if connection is None:
@@ -523,46 +452,9 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             connection.receive_data(leftover)
             self._process()
 
-    def data_received(self, data: bytes) -> None:
-        """asyncio callback: bytes arrived."""
-        self._last_data = self.loop.time()
-        connection = self.connection
-        if connection is None:
-            self.receive_handshake_data(data)
-            return
-        connection.receive_data(data)
-        self._process()
-
     def receive_handshake_data(self, data: bytes) -> None:
         """Handle bytes that arrive before the connection is open (subclasses)."""
         raise NotImplementedError
-
-    def _process(self) -> None:
-        connection = self.connection
-        assert connection is not None
-        # Corked: what the events of this read make us send (pongs, and replies that
-        # callbacks send at once) goes out in one write when the read is done, not
-        # in one system call per message.
-        corked, self._corked = self._corked, True
-        try:
-            while True:
-                for event in connection.events_received():
-                    if type(event) is DataReceived:
-                        self._sink(event)
-                    elif type(event) is PongReceived:
-                        self._receive_pong(event.data)
-                    elif type(event) is PingReceived:
-                        self.on_ping(event.data)
-                    elif type(event) is CloseReceived:
-                        self.on_close_frame(event.close)
-                # Parse the rest of the read only while nothing asks to pause.
-                if not connection.held or self._paused_reading or self._lost:
-                    break
-                connection.receive_data(b"")
-        finally:
-            self._corked = corked
-            if not corked:
-                self._flush()
 
     def on_ping(self, data: bytes) -> None:
         """A ping arrived; the pong is already on its way. Overridable hook."""
@@ -593,43 +485,6 @@ class WebSocketCommonProtocol(asyncio.Protocol):
             if key == data:
                 self.latency = now - sent_at
                 break
-
-    def _flush(self) -> None:
-        """Write what the connection produced; end TCP when the protocol says so."""
-        connection = self.connection
-        transport = self.transport
-        if connection is None or transport is None:
-            return
-        if self._corked and connection.output_size() < _CORK_LIMIT:
-            return  # _process writes it all at once after this read
-        output = connection.data_to_send()
-        if output and not self._lost:
-            if len(output) == 1:
-                transport.write(output[0])
-            else:
-                transport.writelines(output)
-        if not connection.close_expected() and not connection.wants_eof():
-            return  # the connection is open: nothing else to do (the hot path)
-        if connection.failure is not None and not self._logged_failure:
-            self._logged_failure = True
-            self.logger.info("failing connection: %s", connection.failure)
-        if connection.wants_eof() and not self._eof_written:
-            self._eof_written = True
-            if connection.failure is not None and transport.can_write_eof():
-                self._linger(transport)
-            else:
-                transport.close()  # flushes the buffer, then closes the socket
-        if connection.close_expected() and self._close_timer is None and not self._lost:
-            self._close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
-            # The peer's close frame may sit behind a full queue: read on, or the
-            # close would wait for close_timeout and end as 1006. Messages past the
-            # queue limit are dropped from now on (_assemble), so memory stays bounded.
-            self._resume_reading(_PAUSED_BY_QUEUE)
-            self.on_closing()
-
-    _logged_failure = False
-    _corked = False
-    _eof_written = False
 
     def _linger(self, transport: asyncio.Transport) -> None:
         """Fail the connection without losing the close frame (RFC 6455 §7.1.7).
@@ -783,13 +638,6 @@ class WebSocketCommonProtocol(asyncio.Protocol):
 
 def _discard(event: DataReceived) -> None:
     """The sink of a closed connection: nothing can arrive after TCP closed."""
-
-
-def _join(pieces: list[Data]) -> Data:
-    """Join message pieces, all ``str`` or all ``bytes``."""
-    if isinstance(pieces[0], str):
-        return "".join(pieces)  # type: ignore[arg-type]
-    return b"".join(pieces)  # type: ignore[arg-type]
 
 
 async def _aiter(items: Iterable[Any]) -> AsyncIterator[Any]:

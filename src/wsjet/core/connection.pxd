@@ -66,6 +66,14 @@ cdef class Connection:
     cdef object _decoder
     cdef object _out_msg
 
+    # The engine (wsjet/engine.py) calls these as C functions, once per read or message.
+    cpdef receive_data(self, object data)
+    cpdef list events_received(self)
+    cpdef list data_to_send(self)
+    cpdef Py_ssize_t output_size(self)
+    cpdef bint close_expected(self)
+    cpdef bint wants_eof(self)
+
     cdef _send_data(self, int opcode, object data, bint fin, object compress)
     @cython.locals(length=Py_ssize_t)
     cdef _write_frame(self, int opcode, object data, bint fin, bint rsv1)

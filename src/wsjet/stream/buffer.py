@@ -111,7 +111,7 @@ class Buffer:
             if self._eof:
                 return b""
             await self._wait(1)
-        return self._take(n)
+        return self._take(min(n, self._size))
 
     async def readexactly(self, n: int) -> bytes:
         """Read exactly ``n`` bytes.
@@ -204,9 +204,10 @@ class Buffer:
         if self._waiter is not None:
             raise RuntimeError("another coroutine is already waiting for data")
         waiter = asyncio.get_running_loop().create_future()
+        # Set before _waiting(): resuming the producer may feed data at once.
         self._waiter = waiter
-        self._waiting(wanted)
         try:
+            self._waiting(wanted)
             await waiter
         finally:
             self._waiter = None

@@ -153,47 +153,13 @@ class WebSocketReader(Buffer):
             limit = DEFAULT_READ_LIMIT if flow is None else flow.limit
         super().__init__(limit)
         #: Whether this is a text message (else binary).
-        self.is_text = text
+        self.is_text = bool(text)
         # Text stays decoded until a byte-level read asks for bytes: get() on a
         # text message then costs no encode/decode round trip.
         self._text: list[str] | None = [] if text else None
         self._text_size = 0
         self._flow = flow
         self._discarded = False
-
-    @classmethod
-    def _whole(cls, data: str | bytes, flow: FlowControl) -> WebSocketReader:
-        """Make the reader of a message that arrived in one piece (the hot path).
-
-        Equivalent to ``__init__``, ``feed_data`` and ``feed_eof``, at a
-        fraction of the cost.
-        """
-        self = cls.__new__(cls)
-        self._limit = flow.limit
-        self._pos = 0
-        self._eof = True
-        self._exception = None
-        self._waiter = None
-        self._flow = flow
-        self._discarded = False
-        size = len(data)
-        if isinstance(data, str):
-            self.is_text = True
-            self._text = [data] if size else []
-            self._text_size = size
-            self._chunks = collections.deque()
-            self._size = 0
-        else:
-            self.is_text = False
-            self._text = None
-            self._text_size = 0
-            self._chunks = collections.deque((data,) if size else ())
-            self._size = size
-        if size:
-            flow.buffered += size  # flow.add(), inlined
-            if flow.buffered > flow.limit and not flow.paused:
-                flow.update()
-        return self
 
     @property
     def kind(self) -> Literal["text", "binary"]:
@@ -338,3 +304,39 @@ class WebSocketReader(Buffer):
             flow.allowance = wanted
             if flow.paused:
                 flow.update()
+
+
+def whole_message(data: str | bytes, flow: FlowControl) -> WebSocketReader:
+    """Make the reader of a message that arrived in one piece (the hot path).
+
+    Equivalent to ``WebSocketReader(...)``, ``feed_data`` and ``feed_eof``, at
+    a fraction of the cost.
+    """
+    if flow is None:  # compiled, a None would not fail on its own
+        raise TypeError("whole_message() needs a FlowControl")
+    self = WebSocketReader.__new__(WebSocketReader)
+    self._limit = flow.limit
+    self._pos = 0
+    self._eof = True
+    self._exception = None
+    self._waiter = None
+    self._flow = flow
+    self._discarded = False
+    size = len(data)
+    if isinstance(data, str):
+        self.is_text = True
+        self._text = [data] if size else []
+        self._text_size = size
+        self._chunks = collections.deque()
+        self._size = 0
+    else:
+        self.is_text = False
+        self._text = None
+        self._text_size = 0
+        self._chunks = collections.deque((data,) if size else ())
+        self._size = size
+    if size:
+        flow.buffered += size  # flow.add(), inlined
+        if flow.buffered > flow.limit and not flow.paused:
+            flow.update()
+    return self

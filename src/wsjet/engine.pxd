@@ -1,0 +1,42 @@
+# C types for engine.py, compiled by Cython in "pure Python mode" (see
+# wsjet/core/connection.pxd). engine.py stays the specification and the
+# pure-Python path; this file only adds C types. Every attribute the engine
+# touches per message is a C field here; the protocol (a Python subclass)
+# keeps the others in its __dict__.
+
+cimport cython
+from wsjet.core.connection cimport Connection
+
+cdef Py_ssize_t _CORK_LIMIT, _SMALL_PIECE, _SMALL_BATCH
+cdef int _TEXT, _BINARY
+cdef object _OPEN
+
+
+cdef class Engine:
+    cdef public Connection connection
+    cdef public object transport
+    cdef public object loop
+    cdef public object logger
+    cdef public object max_queue
+    cdef public double close_timeout
+    cdef public bint _lost
+    cdef public double _last_data
+    cdef public int _paused_reading
+    cdef public bint _writing_paused
+    cdef public bint _corked
+    cdef public bint _eof_written
+    cdef public bint _logged_failure
+    cdef public object _close_timer
+    cdef public object _sink
+    cdef public object _messages
+    cdef public list _pieces
+    cdef public list _small
+    cdef public object _recv_waiter
+
+    @cython.locals(connection=Connection, corked=bint)
+    cpdef _process(self)
+    @cython.locals(connection=Connection)
+    cpdef bint _send_message(self, object message, object compress) except -1
+    cpdef Connection _open_connection(self)
+    @cython.locals(connection=Connection, output=list)
+    cpdef _flush(self)

@@ -1,0 +1,256 @@
+"""The hot path of the asyncio engine: bytes in, events to the sink, bytes out.
+
+:class:`Engine` is the base of :class:`~wsjet.protocol.WebSocketCommonProtocol`
+and holds what runs for every message: feeding a socket read to the Sans-I/O
+:class:`~wsjet.core.connection.Connection`, handing its events to the sink,
+assembling messages for ``recv()``, framing a message to send, and writing
+what the connection produced. Timers, waiting and the public API stay in
+:mod:`wsjet.protocol`.
+
+It is a module of its own so that Cython can compile it, typed by
+``engine.pxd``, like the core ("pure Python mode": this file is both the
+specification and the pure-Python path). Compiled, :class:`Engine` is an
+extension type whose fields are C fields and which calls the connection's
+methods as C functions; the protocol subclasses it in Python.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .core.connection import Connection, State
+from .core.events import CloseReceived, DataReceived, PingReceived, PongReceived
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from .exceptions import ConnectionClosed
+
+__all__ = ["Engine"]
+
+Data = str | bytes
+
+# While a read is processed, replies are held back until this many bytes wait.
+_CORK_LIMIT = 64 * 1024
+
+# Pieces of a message shorter than this are merged, _SMALL_BATCH at a time.
+_SMALL_PIECE, _SMALL_BATCH = 1024, 256
+
+# Reasons to stop reading the socket; reading resumes when none is left.
+_PAUSED_BY_QUEUE, _PAUSED_BY_SINK = 1, 4
+
+# Frame opcodes (RFC 6455 §5.2) of the messages send() frames itself.
+_TEXT, _BINARY = 1, 2
+
+# What the engine does to the protocol's state on every message, with the
+# attributes the protocol sets up in its __init__. Mypy sees them here.
+_OPEN = State.OPEN
+
+
+class Engine:
+    """The per-message work of a connection (base of ``WebSocketCommonProtocol``).
+
+    Not meant to be used alone: the protocol sets every attribute below in its
+    ``__init__`` and provides the hooks (``receive_handshake_data``,
+    ``on_ping``, ``on_close_frame``, ``on_closing``, ``_linger``, ...).
+    """
+
+    if TYPE_CHECKING:
+        connection: Connection | None
+        transport: asyncio.Transport | None
+        loop: asyncio.AbstractEventLoop
+        logger: Any
+        max_queue: int | None
+        close_timeout: float
+        _lost: bool
+        _last_data: float
+        _paused_reading: int
+        _writing_paused: bool
+        _corked: bool
+        _eof_written: bool
+        _logged_failure: bool
+        _close_timer: asyncio.TimerHandle | None
+        _sink: Callable[[DataReceived], None]
+        _messages: collections.deque[Data] | None
+        _pieces: list[Data]
+        _small: list[Data]
+        _recv_waiter: asyncio.Future[Data] | None
+
+        def receive_handshake_data(self, data: bytes) -> None: ...
+        def on_ping(self, data: bytes) -> None: ...
+        def on_close_frame(self, close: Any) -> None: ...
+        def on_closing(self) -> None: ...
+        def _receive_pong(self, data: bytes) -> None: ...
+        def _linger(self, transport: asyncio.Transport) -> None: ...
+        def _close_timed_out(self) -> None: ...
+        def _closed_error(self) -> ConnectionClosed: ...
+        def _pause_reading(self, reason: int) -> None: ...
+        def _resume_reading(self, reason: int) -> None: ...
+
+    # --- receiving ------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        """asyncio callback: bytes arrived."""
+        self._last_data = self.loop.time()
+        connection = self.connection
+        if connection is None:
+            self.receive_handshake_data(data)
+            return
+        connection.receive_data(data)
+        self._process()
+
+    def _process(self) -> None:
+        """Dispatch the connection's events; then write what they made us send."""
+        connection = self.connection
+        assert connection is not None
+        # Corked: what the events of this read make us send (pongs, and replies that
+        # callbacks send at once) goes out in one write when the read is done, not
+        # in one system call per message.
+        corked = self._corked
+        self._corked = True
+        try:
+            while True:
+                for event in connection.events_received():
+                    if type(event) is DataReceived:
+                        self._sink(event)
+                    elif type(event) is PongReceived:
+                        self._receive_pong(event.data)
+                    elif type(event) is PingReceived:
+                        self.on_ping(event.data)
+                    elif type(event) is CloseReceived:
+                        self.on_close_frame(event.close)
+                # Parse the rest of the read only while nothing asks to pause.
+                if not connection.held or self._paused_reading or self._lost:
+                    break
+                connection.receive_data(b"")
+        finally:
+            self._corked = corked
+            if not corked:
+                self._flush()
+
+    def _assemble(self, event: DataReceived) -> None:
+        """The coroutine face's sink: whole messages for ``recv()``."""
+        data = event.data
+        if event.fin and event.first:
+            message = data
+        else:
+            if event.first:
+                self._pieces = []
+                self._small = []
+            if len(data) >= _SMALL_PIECE:
+                if self._small:
+                    self._pieces.append(_join(self._small))
+                    self._small = []
+                self._pieces.append(data)
+            else:
+                # Tiny frames (or tiny reads) are merged as they come: a message of
+                # 131,072 one-byte frames must not keep 131,072 objects.
+                self._small.append(data)
+                if len(self._small) >= _SMALL_BATCH:
+                    self._pieces.append(_join(self._small))
+                    self._small = []
+            if not event.fin:
+                return
+            if self._small:
+                self._pieces.append(_join(self._small))
+            message = _join(self._pieces)
+            self._pieces = []
+            self._small = []
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            # Hand the message straight to the waiting recv(): no queue, no copy.
+            waiter.set_result(message)
+            self._recv_waiter = None
+            return
+        queue = self._queue()
+        if self.max_queue is not None and len(queue) >= self.max_queue:
+            if self._close_timer is not None:
+                # Closing: nobody will read this far; keep the queue bounded.
+                self.logger.debug("closing: dropped a message past max_queue")
+                return
+            queue.append(message)
+            self._pause_reading(_PAUSED_BY_QUEUE)
+            return
+        queue.append(message)
+
+    def _queue(self) -> collections.deque[Data]:
+        """The messages waiting for recv(), made on first use."""
+        if self._messages is None:
+            self._messages = collections.deque()
+        return self._messages
+
+    # --- sending --------------------------------------------------------------------------
+
+    def _send_message(self, message: Any, compress: bool | None) -> bool:
+        """Frame and write one whole message: ``str`` as text, bytes-like as binary.
+
+        Returns False, sending nothing, for any other type (the caller handles
+        iterables and reports the rest).
+
+        Raises:
+            ConnectionClosed: when the connection is closing or closed.
+        """
+        connection = self._open_connection()
+        # _send_data is what send_binary() and send_text() call: called directly,
+        # the compiled engine reaches it as a C function.
+        if type(message) is bytes:  # the most common case, without isinstance() chains
+            connection._send_data(_BINARY, message, True, compress)
+        elif isinstance(message, str):
+            connection._send_data(_TEXT, message.encode(), True, compress)
+        elif isinstance(message, bytes | bytearray | memoryview):
+            connection._send_data(_BINARY, message, True, compress)
+        else:
+            return False
+        self._flush()
+        return True
+
+    def _open_connection(self) -> Connection:
+        """The connection, if messages can be sent on it; else raise ConnectionClosed."""
+        connection = self.connection
+        if connection is None or self._lost or connection.close_sent is not None:
+            raise self._closed_error()
+        if connection.state is not _OPEN:
+            raise self._closed_error()
+        return connection
+
+    def _flush(self) -> None:
+        """Write what the connection produced; end TCP when the protocol says so."""
+        connection = self.connection
+        transport = self.transport
+        if connection is None or transport is None:
+            return
+        if self._corked and connection.output_size() < _CORK_LIMIT:
+            return  # _process writes it all at once after this read
+        output = connection.data_to_send()
+        if output and not self._lost:
+            if len(output) == 1:
+                transport.write(output[0])
+            else:
+                transport.writelines(output)
+        if not connection.close_expected() and not connection.wants_eof():
+            return  # the connection is open: nothing else to do (the hot path)
+        if connection.failure is not None and not self._logged_failure:
+            self._logged_failure = True
+            self.logger.info("failing connection: %s", connection.failure)
+        if connection.wants_eof() and not self._eof_written:
+            self._eof_written = True
+            if connection.failure is not None and transport.can_write_eof():
+                self._linger(transport)
+            else:
+                transport.close()  # flushes the buffer, then closes the socket
+        if connection.close_expected() and self._close_timer is None and not self._lost:
+            self._close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
+            # The peer's close frame may sit behind a full queue: read on, or the
+            # close would wait for close_timeout and end as 1006. Messages past the
+            # queue limit are dropped from now on (_assemble), so memory stays bounded.
+            self._resume_reading(_PAUSED_BY_QUEUE)
+            self.on_closing()
+
+
+def _join(pieces: list[Data]) -> Data:
+    """Join message pieces, all ``str`` or all ``bytes``."""
+    if isinstance(pieces[0], str):
+        return "".join(pieces)  # type: ignore[arg-type]
+    return b"".join(pieces)  # type: ignore[arg-type]
