@@ -32,6 +32,8 @@ cdef class Engine:
     cdef public list _pieces
     cdef public list _small
     cdef public object _recv_waiter
+    cdef public bint _sending_fragments
+    cdef public object _fragment_lock
 
     @cython.locals(connection=Connection, corked=bint)
     cpdef _process(self)

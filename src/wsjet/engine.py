@@ -16,17 +16,14 @@ methods as C functions; the protocol subclasses it in Python.
 
 from __future__ import annotations
 
+import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .core.connection import Connection, State
 from .core.events import CloseReceived, DataReceived, PingReceived, PongReceived
-
-if TYPE_CHECKING:
-    import asyncio
-
-    from .exceptions import ConnectionClosed
+from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 
 __all__ = ["Engine"]
 
@@ -77,6 +74,8 @@ class Engine:
         _pieces: list[Data]
         _small: list[Data]
         _recv_waiter: asyncio.Future[Data] | None
+        _sending_fragments: bool
+        _fragment_lock: asyncio.Lock
 
         def receive_handshake_data(self, data: bytes) -> None: ...
         def on_ping(self, data: bytes) -> None: ...
@@ -88,8 +87,58 @@ class Engine:
         def _closed_error(self) -> ConnectionClosed: ...
         def _pause_reading(self, reason: int) -> None: ...
         def _resume_reading(self, reason: int) -> None: ...
+        async def wait_closed(self) -> None: ...
+        async def _drain(self) -> None: ...
+        async def _send_iterable(self, message: Any, compress: bool | None) -> None: ...
 
     # --- receiving ------------------------------------------------------------------------
+
+    async def recv(self) -> Data:
+        """Receive the next message: ``str`` for text, ``bytes`` for binary.
+
+        Raises:
+            ConnectionClosed: when the connection is closed and no message is left.
+            ConcurrencyError: when another coroutine is already waiting in recv().
+        """
+        messages = self._messages
+        if messages:
+            message = messages.popleft()
+            if self._paused_reading & _PAUSED_BY_QUEUE:
+                low = 0 if self.max_queue is None else self.max_queue // 4
+                if len(messages) <= low:
+                    self._resume_reading(_PAUSED_BY_QUEUE)
+            return message
+        if self._recv_waiter is not None:
+            raise ConcurrencyError("another coroutine is already waiting for the next message")
+        if self._lost or (self.connection is not None and self.connection.close_rcvd):
+            await self.wait_closed()
+            raise self._closed_error()
+        waiter: asyncio.Future[Data] = self.loop.create_future()
+        self._recv_waiter = waiter
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            # A message handed over just before the cancellation must not be lost.
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._queue().appendleft(waiter.result())
+            raise
+        finally:
+            self._recv_waiter = None
+            # The future holds the exception that holds this frame's traceback: drop
+            # the frame's reference to the future so that no cycle outlives the call.
+            del waiter
+
+    def __aiter__(self) -> AsyncIterator[Data]:
+        return self
+
+    async def __anext__(self) -> Data:
+        """Return the next message; end the iteration on a normal close (1000/1001)."""
+        try:
+            return await self.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
+
+    # --- the socket's side ---------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         """asyncio callback: bytes arrived."""
@@ -182,6 +231,31 @@ class Engine:
         return self._messages
 
     # --- sending --------------------------------------------------------------------------
+
+    async def send(
+        self,
+        message: Data | bytearray | memoryview | Iterable[Data] | AsyncIterable[Data],
+        *,
+        compress: bool | None = None,
+    ) -> None:
+        """Send a message: ``str`` as text, bytes-like as binary.
+
+        An iterable or async iterable of ``str`` or of bytes-like sends one
+        fragmented message, a frame per item. ``compress=False`` sends this
+        message uncompressed even when permessage-deflate is negotiated.
+
+        Raises:
+            ConnectionClosed: when the connection is closing or closed.
+            TypeError: for any other type of message.
+        """
+        if self._sending_fragments:
+            async with self._fragment_lock:
+                pass  # wait for the fragmented message to finish
+        if self._send_message(message, compress):
+            if self._writing_paused:
+                await self._drain()
+            return
+        await self._send_iterable(message, compress)
 
     def _send_message(self, message: Any, compress: bool | None) -> bool:
         """Frame and write one whole message: ``str`` as text, bytes-like as binary.

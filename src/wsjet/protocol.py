@@ -25,7 +25,7 @@ from .core.connection import Connection, MessageCodec, Side, State
 from .core.events import DataReceived
 from .core.frames import Close, CloseCode
 from .core.http import Headers
-from .engine import _PAUSED_BY_QUEUE, Data, Engine
+from .engine import Data, Engine
 from .exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -192,79 +192,10 @@ class WebSocketCommonProtocol(Engine, asyncio.Protocol):
         """The remote socket address, as ``socket.getpeername()`` gives it."""
         return None if self.transport is None else self.transport.get_extra_info("peername")
 
-    # --- receiving ------------------------------------------------------------------------
-
-    async def recv(self) -> Data:
-        """Receive the next message: ``str`` for text, ``bytes`` for binary.
-
-        Raises:
-            ConnectionClosed: when the connection is closed and no message is left.
-            ConcurrencyError: when another coroutine is already waiting in recv().
-        """
-        if self._messages:
-            message = self._messages.popleft()
-            if self._paused_reading & _PAUSED_BY_QUEUE and len(self._messages) <= self._queue_low:
-                self._resume_reading(_PAUSED_BY_QUEUE)
-            return message
-        if self._recv_waiter is not None:
-            raise ConcurrencyError("another coroutine is already waiting for the next message")
-        if self._lost or (self.connection is not None and self.connection.close_rcvd):
-            await self.wait_closed()
-            raise self._closed_error()
-        waiter: asyncio.Future[Data] = self.loop.create_future()
-        self._recv_waiter = waiter
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            # A message handed over just before the cancellation must not be lost.
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self._queue().appendleft(waiter.result())
-            raise
-        finally:
-            self._recv_waiter = None
-            # The future holds the exception that holds this frame's traceback: drop
-            # the frame's reference to the future so that no cycle outlives the call.
-            del waiter
-
-    def __aiter__(self) -> AsyncIterator[Data]:
-        return self
-
-    async def __anext__(self) -> Data:
-        """Return the next message; end the iteration on a normal close (1000/1001)."""
-        try:
-            return await self.recv()
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
-
-    @property
-    def _queue_low(self) -> int:
-        return 0 if self.max_queue is None else self.max_queue // 4
-
     # --- sending --------------------------------------------------------------------------
 
-    async def send(
-        self,
-        message: Data | bytearray | memoryview | Iterable[Data] | AsyncIterable[Data],
-        *,
-        compress: bool | None = None,
-    ) -> None:
-        """Send a message: ``str`` as text, bytes-like as binary.
-
-        An iterable or async iterable of ``str`` or of bytes-like sends one
-        fragmented message, a frame per item. ``compress=False`` sends this
-        message uncompressed even when permessage-deflate is negotiated.
-
-        Raises:
-            ConnectionClosed: when the connection is closing or closed.
-            TypeError: for any other type of message.
-        """
-        if self._sending_fragments:
-            async with self._fragment_lock:
-                pass  # wait for the fragmented message to finish
-        if self._send_message(message, compress):
-            if self._writing_paused:
-                await self._drain()
-            return
+    async def _send_iterable(self, message: Any, compress: bool | None) -> None:
+        """The rest of :meth:`send`: a fragmented message from an iterable, or a TypeError."""
         if isinstance(message, dict):
             raise TypeError("data is a dict-like object")
         if isinstance(message, Iterable):
