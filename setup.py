@@ -107,6 +107,7 @@ CYTHON_MODULES = [
     "wsjet.stream.buffer",
     "wsjet.stream.reader",
     "wsjet.engine",
+    "wsjet.delivery",
 ]
 
 CYTHON_DIRECTIVES = {

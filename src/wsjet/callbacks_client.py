@@ -25,13 +25,13 @@ import itertools
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
-from .core.events import DataReceived
 from .core.frames import Close, CloseCode
 from .core.http import Headers
+from .delivery import MessageDelivery
 from .engine import _PAUSED_BY_SINK
 from .exceptions import ConnectionClosed
 from .protocol import WebSocketCommonProtocol
-from .stream.reader import DEFAULT_READ_LIMIT, FlowControl, WebSocketReader, whole_message
+from .stream.reader import DEFAULT_READ_LIMIT, FlowControl, WebSocketReader
 from .stream.writer import WebSocketWriter
 
 __all__ = ["Client"]
@@ -110,7 +110,7 @@ class _Resumed(Coroutine[Any, Any, Any]):
         return bool(getattr(self._coro, "cr_running", False))
 
 
-class Client:
+class Client(MessageDelivery):
     """One connected peer, as the callback face sees it.
 
     :class:`~wsjet.server.WebSocketServer` makes one per connection and
@@ -265,104 +265,11 @@ class Client:
         self._on_error = callback
         return callback
 
-    # --- the sink: messages ---------------------------------------------------------------
-
-    def _receive(self, event: DataReceived) -> None:
-        data = event.data
-        if not event.first:
-            reader = self._receiving
-            if reader is not None:
-                reader.feed_data(data)
-                if event.fin:
-                    reader.feed_eof()
-                    self._receiving = None
-            return
-        callback = self._on_message
-        if self._dropping or (not self._busy and callback is None):
-            return  # nobody will read it: drop it without buffering
-        if event.fin:
-            reader = whole_message(data, self._flow)
-        else:
-            reader = WebSocketReader(type(data) is str, flow=self._flow)
-            reader.feed_data(data)
-            self._receiving = reader
-        if self._busy:
-            if self._queue is None:
-                self._queue = collections.deque()
-            self._queue.append(reader)
-            flow = self._flow
-            flow.queued += 1
-            if flow.max_queue is not None and flow.queued >= flow.max_queue:
-                flow.update()
-            return
-        # Nothing queued, no callback running: run this one right away. Its
-        # synchronous part cannot queue anything (no data arrives meanwhile).
-        self._busy = True
-        assert callback is not None
-        if self._run_message(callback, reader):
-            self._busy = False
-
-    def _start(self) -> None:
-        """Start delivering messages: the connection callback returned."""
-        if self._queue:
-            self._deliver(self._dequeue())
-        else:
-            self._busy = False
-
-    def _dequeue(self) -> WebSocketReader:
-        assert self._queue  # callers check that a message waits
-        reader = self._queue.popleft()
-        flow = self._flow
-        flow.queued -= 1
-        if flow.paused:
-            flow.update()
-        return reader
-
-    def _deliver(self, reader: WebSocketReader) -> None:
-        """Run the message callback on ``reader``, then on the queued messages."""
-        self._busy = True
-        while True:
-            callback = self._on_message
-            if callback is None or self._failed:
-                reader.discard()
-            elif not self._run_message(callback, reader):
-                return  # suspended: _message_done carries on
-            if not self._queue:
-                self._busy = False
-                return
-            reader = self._dequeue()
-
-    def _run_message(self, callback: MessageCallback, reader: WebSocketReader) -> bool:
-        """Start the callback eagerly; tell whether it already finished."""
-        context = contextvars.copy_context()
-        try:
-            coro = callback(reader)
-            yielded = context.run(coro.send, None)
-        except StopIteration:
-            reader.discard()
-            return True
-        except Exception as exc:
-            reader.discard()
-            self._callback_failed(exc, "message")
-            return True
-        self._current = reader
-        self._task = self._loop.create_task(_Resumed(coro, yielded), context=context)
-        self._task.add_done_callback(self._message_done)
-        return False
-
-    def _message_done(self, task: asyncio.Task[Any]) -> None:
-        self._task = None
-        reader, self._current = self._current, None
-        if reader is not None:
-            reader.discard()
-        if not task.cancelled():
-            exc = task.exception()
-            if isinstance(exc, Exception):
-                self._callback_failed(exc, "message")
-        if self._queue:
-            self._deliver(self._dequeue())
-        else:
-            self._busy = False
+    def _resume_in_task(
+        self, coro: Coroutine[Any, Any, Any], yielded: Any, context: contextvars.Context
+    ) -> asyncio.Task[Any]:
+        """Hand a callback that suspended to a Task, which finishes it."""
+        return self._loop.create_task(_Resumed(coro, yielded), context=context)
 
     def _pause(self) -> None:
         self._protocol._pause_reading(_PAUSED_BY_SINK)
@@ -385,7 +292,7 @@ class Client:
         except Exception as exc:
             self._callback_failed(exc, what)
             return
-        task = self._loop.create_task(_Resumed(coro, yielded), context=context)
+        task = self._resume_in_task(coro, yielded, context)
         self._tasks[task] = what
         task.add_done_callback(self._spawned_done)
 

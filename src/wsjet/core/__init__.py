@@ -24,7 +24,13 @@ __all__ = ["COMPILED_MODULES", "NO_EXTENSIONS", "speedups_enabled"]
 
 #: Modules that setup.py compiles with Cython from their own source.
 COMPILED_MODULES = frozenset(
-    {"wsjet.core.connection", "wsjet.engine", "wsjet.stream.buffer", "wsjet.stream.reader"}
+    {
+        "wsjet.core.connection",
+        "wsjet.delivery",
+        "wsjet.engine",
+        "wsjet.stream.buffer",
+        "wsjet.stream.reader",
+    }
 )
 
 #: Whether ``WSJET_NO_EXTENSIONS`` asks for the pure-Python path.

@@ -27,6 +27,8 @@ cdef class WebSocketReader(Buffer):
     cdef Py_ssize_t _text_size
     cdef public bint is_text
 
+    cpdef discard(self)
+
 
 @cython.locals(self=WebSocketReader, size=Py_ssize_t)
 cpdef WebSocketReader whole_message(object data, FlowControl flow)

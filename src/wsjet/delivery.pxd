@@ -1,0 +1,25 @@
+# C types for delivery.py, compiled by Cython in "pure Python mode" (see
+# wsjet/core/connection.pxd and wsjet/engine.pxd). Every attribute the sink
+# touches per message is a C field here; Client (a Python subclass) keeps the
+# others in its __dict__.
+
+cimport cython
+from wsjet.stream.reader cimport FlowControl, WebSocketReader, whole_message
+
+
+cdef class MessageDelivery:
+    cdef public object _loop
+    cdef public object _on_message
+    cdef public FlowControl _flow
+    cdef public WebSocketReader _receiving
+    cdef public object _queue
+    cdef public bint _busy
+    cdef public object _current
+    cdef public object _task
+    cdef public bint _failed
+    cdef public bint _dropping
+
+    @cython.locals(flow=FlowControl)
+    cpdef WebSocketReader _dequeue(self)
+    cpdef _deliver(self, WebSocketReader reader)
+    cpdef bint _run_message(self, object callback, WebSocketReader reader) except -1
