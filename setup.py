@@ -104,6 +104,7 @@ class OptionalBuildExt(build_ext):
 #: typed by the .pxd beside each). Keep in step with wsjet.core.COMPILED_MODULES.
 CYTHON_MODULES = [
     "wsjet.core.connection",
+    "wsjet.core.events",
     "wsjet.stream.buffer",
     "wsjet.stream.reader",
     "wsjet.engine",

@@ -4,6 +4,7 @@
 # others in its __dict__.
 
 cimport cython
+from wsjet.core.events cimport DataReceived
 from wsjet.stream.reader cimport FlowControl, WebSocketReader, whole_message
 
 
@@ -19,6 +20,8 @@ cdef class MessageDelivery:
     cdef public bint _failed
     cdef public bint _dropping
 
+    @cython.locals(reader=WebSocketReader, flow=FlowControl)
+    cpdef _receive(self, DataReceived event)
     @cython.locals(flow=FlowControl)
     cpdef WebSocketReader _dequeue(self)
     cpdef _deliver(self, WebSocketReader reader)

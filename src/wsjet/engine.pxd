@@ -6,6 +6,7 @@
 
 cimport cython
 from wsjet.core.connection cimport Connection
+from wsjet.core.events cimport DataReceived
 
 cdef Py_ssize_t _CORK_LIMIT, _SMALL_PIECE, _SMALL_BATCH
 cdef int _TEXT, _BINARY
@@ -37,6 +38,7 @@ cdef class Engine:
 
     @cython.locals(connection=Connection, corked=bint)
     cpdef _process(self)
+    cpdef _assemble(self, DataReceived event)
     @cython.locals(connection=Connection)
     cpdef bint _send_message(self, object message, object compress) except -1
     cpdef Connection _open_connection(self)

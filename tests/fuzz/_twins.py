@@ -32,7 +32,9 @@ from types import CodeType, ModuleType, SimpleNamespace
 
 PRIVATE_PREFIX = "_pure_"
 #: The modules whose twins :func:`pure_core` loads: the parity targets cover these.
-COVERED = frozenset({"wsjet.core.connection", "wsjet.core.frames", "wsjet.core.deflate"})
+COVERED = frozenset(
+    {"wsjet.core.connection", "wsjet.core.events", "wsjet.core.frames", "wsjet.core.deflate"}
+)
 
 #: Applied to the code of a twin whose imported module is compiled, before it
 #: runs: the atheris runner sets it to ``atheris.patch_code``, since its import
@@ -130,21 +132,24 @@ def pure_core() -> SimpleNamespace:
     """Twins of the modules a :class:`~wsjet.core.connection.Connection` runs.
 
     Masking is the pure specification (:mod:`wsjet.core._mask`) in place of
-    :mod:`wsjet.core.mask`, which picks the compiled one; ``frames`` and
-    ``connection`` are twins, the latter importing the former. ``deflate`` is
-    a twin too, for the codecs handed to the twin ``Connection``.
+    :mod:`wsjet.core.mask`, which picks the compiled one; ``frames``,
+    ``events`` and ``connection`` are twins, the last importing the other two.
+    ``deflate`` is a twin too, for the codecs handed to the twin ``Connection``.
     """
     from wsjet.core import _mask
 
     masking = {"wsjet.core.mask": _mask}
     frames = pure_twin("wsjet.core.frames", substitutes=masking)
+    events = pure_twin("wsjet.core.events", substitutes={"wsjet.core.frames": frames})
     connection = pure_twin(
-        "wsjet.core.connection", substitutes={**masking, "wsjet.core.frames": frames}
+        "wsjet.core.connection",
+        substitutes={**masking, "wsjet.core.frames": frames, "wsjet.core.events": events},
     )
     deflate = pure_twin("wsjet.core.deflate")
     return SimpleNamespace(
         connection=connection,
         frames=frames,
+        events=events,
         deflate=deflate,
         apply_mask=_mask.apply_mask,
     )
@@ -152,19 +157,23 @@ def pure_core() -> SimpleNamespace:
 
 def imported_core() -> SimpleNamespace:
     """The same namespace as :func:`pure_core`, from the modules ``import`` gives."""
-    from wsjet.core import connection, deflate, frames, mask
+    from wsjet.core import connection, deflate, events, frames, mask
 
     return SimpleNamespace(
-        connection=connection, frames=frames, deflate=deflate, apply_mask=mask.apply_mask
+        connection=connection,
+        frames=frames,
+        events=events,
+        deflate=deflate,
+        apply_mask=mask.apply_mask,
     )
 
 
 def parity_case() -> str:
     """Say whether the imported core is compiled, i.e. whether parity is non-trivial."""
-    from wsjet.core import _mask, connection, deflate, frames, mask
+    from wsjet.core import _mask, connection, deflate, events, frames, mask
 
-    compiled = [m for m in (connection, frames, deflate) if is_compiled(m)]
-    lines = [describe(m) for m in (connection, frames, deflate)]
+    compiled = [m for m in (connection, events, frames, deflate) if is_compiled(m)]
+    lines = [describe(m) for m in (connection, events, frames, deflate)]
     compiled_masking = mask.apply_mask is not _mask.apply_mask
     lines.append(f"wsjet.core.mask.apply_mask: {'compiled' if compiled_masking else 'pure Python'}")
     if compiled:

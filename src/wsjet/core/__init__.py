@@ -26,6 +26,7 @@ __all__ = ["COMPILED_MODULES", "NO_EXTENSIONS", "speedups_enabled"]
 COMPILED_MODULES = frozenset(
     {
         "wsjet.core.connection",
+        "wsjet.core.events",
         "wsjet.delivery",
         "wsjet.engine",
         "wsjet.stream.buffer",

@@ -5,6 +5,7 @@
 # no __dict__. "public" ones are read or set by the I/O layer and tests.
 
 cimport cython
+from wsjet.core.events cimport DataReceived
 
 # Module constants used on every frame (see connection.py).
 cdef int _FIN, _RSV1, _RSV23, _OPCODE, _MASKED, _FIN_OR_RSV1
