@@ -59,7 +59,9 @@ class WebSocketCommonProtocol(Engine, asyncio.Protocol):
         max_queue: most complete messages buffered before reading pauses;
             ``None`` for no limit.
         write_limit: bytes buffered for sending above which :meth:`send`
-            waits for the transport to drain (and reading pauses).
+            waits for the transport to drain. Reading goes on meanwhile, with
+            pongs coalesced, or two peers streaming at each other would each
+            wait for the other to read.
         max_fragments: most frames one incoming message may take (close 1009 beyond).
         compression_threshold: messages shorter than this many bytes are sent
             uncompressed even when permessage-deflate is negotiated: deflating
