@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from .core.frames import Close, CloseCode
 from .core.http import Headers
-from .delivery import MessageDelivery
+from .delivery import MessageCallback, MessageDelivery
 from .engine import _PAUSED_BY_SINK
 from .exceptions import ConnectionClosed
 from .protocol import WebSocketCommonProtocol
@@ -36,7 +36,6 @@ from .stream.writer import WebSocketWriter
 
 __all__ = ["Client"]
 
-MessageCallback = Callable[[WebSocketReader], Coroutine[Any, Any, None]]
 ClosedCallback = Callable[[int, str], Coroutine[Any, Any, None]]
 DataCallback = Callable[[bytes], Coroutine[Any, Any, None]]
 ErrorCallback = Callable[[Exception], Coroutine[Any, Any, None]]
