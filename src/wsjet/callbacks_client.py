@@ -1,16 +1,15 @@
 """The callback face's handle on one peer: :class:`Client` (``wsjet.client.Client``).
 
 A :class:`Client` is the sink of its connection's engine
-(:class:`~wsjet.protocol.WebSocketCommonProtocol`): every incoming message
-piece lands in :meth:`Client._receive`, which streams it into a
-:class:`~wsjet.stream.reader.WebSocketReader` and runs the ``@client.message``
-callback, one message at a time, in order.
+(:class:`~wsjet.protocol.WebSocketCommonProtocol`); the delivery of messages
+to the ``@client.message`` callback is its compiled base,
+:class:`~wsjet.delivery.MessageDelivery`.
 
-Speed: a callback is started *eagerly*, by driving its coroutine from the
-sink. When it finishes without waiting (the usual case for a message that
-arrived whole), no Task is ever made. Only when it awaits something not ready
-does a Task take the suspended coroutine over (:class:`_Resumed`); Python 3.12
-calls this an eager task. Until that first suspension the callback runs
+Every callback is started *eagerly*, by driving its coroutine at once. When it
+finishes without waiting (the usual case for a message that arrived whole), no
+Task is ever made. Only when it awaits something not ready does a Task take
+the suspended coroutine over (:class:`_Resumed`); Python 3.12 calls this an
+eager task. Until that first suspension the callback runs
 outside any task: :func:`asyncio.current_task` is ``None`` there, so
 :func:`asyncio.timeout` or a :class:`asyncio.TaskGroup` must come after a
 first real ``await`` (or use :func:`asyncio.wait_for`).

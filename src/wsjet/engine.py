@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .core.connection import Connection, State
 from .core.events import CloseReceived, DataReceived, PingReceived, PongReceived
+from .core.frames import Opcode
 from .exceptions import ConcurrencyError, ConnectionClosed, ConnectionClosedOK
 
 __all__ = ["Engine"]
@@ -38,11 +39,9 @@ _SMALL_PIECE, _SMALL_BATCH = 1024, 256
 # Reasons to stop reading the socket; reading resumes when none is left.
 _PAUSED_BY_QUEUE, _PAUSED_BY_SINK = 1, 4
 
-# Frame opcodes (RFC 6455 §5.2) of the messages send() frames itself.
-_TEXT, _BINARY = 1, 2
-
-# What the engine does to the protocol's state on every message, with the
-# attributes the protocol sets up in its __init__. Mypy sees them here.
+# Frame opcodes (RFC 6455 §5.2) of the messages send() frames itself, and the
+# state it checks: module constants, which the compiled engine reads as C values.
+_TEXT, _BINARY = int(Opcode.TEXT), int(Opcode.BINARY)
 _OPEN = State.OPEN
 
 
@@ -54,6 +53,8 @@ class Engine:
     ``on_ping``, ``on_close_frame``, ``on_closing``, ``_linger``, ...).
     """
 
+    # The attributes and hooks the protocol provides, for mypy (Cython sees the
+    # fields in engine.pxd).
     if TYPE_CHECKING:
         connection: Connection | None
         transport: asyncio.Transport | None
