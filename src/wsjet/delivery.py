@@ -85,12 +85,17 @@ class MessageDelivery:
             if flow.max_queue is not None and flow.queued >= flow.max_queue:
                 flow.update()
             return
-        # Nothing queued, no callback running: run this one right away. Its
-        # synchronous part cannot queue anything (no data arrives meanwhile).
+        # Nothing queued, no callback running: run this one right away.
         self._busy = True
         assert callback is not None
         if self._run_message(callback, reader):
-            self._busy = False
+            if self._queue:
+                # Messages arrived while it ran: its reads resumed a paused socket
+                # (flow control), whose buffered messages were parsed at once and
+                # queued behind it. Deliver them now, in order.
+                self._deliver(self._dequeue())
+            else:
+                self._busy = False
 
     def _start(self) -> None:
         """Start delivering messages: the connection callback returned."""

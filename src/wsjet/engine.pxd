@@ -33,6 +33,8 @@ cdef class Engine:
     cdef public list _pieces
     cdef public list _small
     cdef public object _recv_waiter
+    cdef public bytearray _read_buffer
+    cdef public object _read_view
     cdef public bint _sending_fragments
     cdef public object _fragment_lock
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,27 @@ _SMALL_PIECE, _SMALL_BATCH = 1024, 256
 
 # Reasons to stop reading the socket; reading resumes when none is left.
 _PAUSED_BY_QUEUE, _PAUSED_BY_SINK = 1, 4
+
+# The receive buffer: socket reads land here (BufferedProtocol) and frames are
+# parsed in place. There is one per thread, shared by the connections of the
+# thread's event loop: the loop hands each read over (buffer_updated) before it
+# does anything else, so no two connections use it at once, the connection
+# keeps no reference to it (Connection.receive_from), and an idle connection
+# costs no buffer at all.
+_RECEIVE_BUFFER_SIZE = 256 * 1024
+_receive_buffers = threading.local()
+
+
+def _thread_receive_buffer() -> tuple[bytearray, memoryview]:
+    """This thread's receive buffer, and the view of it handed to the transport."""
+    try:
+        found: tuple[bytearray, memoryview] = _receive_buffers.buffer
+    except AttributeError:
+        buffer = bytearray(_RECEIVE_BUFFER_SIZE)
+        # A view, so that nobody can resize the buffer through what get_buffer returns.
+        found = _receive_buffers.buffer = (buffer, memoryview(buffer))
+    return found
+
 
 # Frame opcodes (RFC 6455 §5.2) of the messages send() frames itself, and the
 # state it checks: module constants, which the compiled engine reads as C values.
@@ -75,6 +97,8 @@ class Engine:
         _pieces: list[Data]
         _small: list[Data]
         _recv_waiter: asyncio.Future[Data] | None
+        _read_buffer: bytearray | None
+        _read_view: memoryview | None
         _sending_fragments: bool
         _fragment_lock: asyncio.Lock
 
@@ -141,8 +165,36 @@ class Engine:
 
     # --- the socket's side ---------------------------------------------------------------
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """asyncio callback (``BufferedProtocol``): where the next read goes.
+
+        Always the thread's receive buffer (see ``_RECEIVE_BUFFER_SIZE``); the
+        size hint is ignored.
+        """
+        view = self._read_view
+        if view is None:
+            self._read_buffer, view = _thread_receive_buffer()
+            self._read_view = view
+        return view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """asyncio callback (``BufferedProtocol``): ``nbytes`` were read into the buffer."""
+        self._last_data = self.loop.time()
+        connection = self.connection
+        buffer = self._read_buffer
+        assert buffer is not None  # get_buffer came first
+        if connection is None:
+            view = self._read_view
+            assert view is not None
+            self.receive_handshake_data(bytes(view[:nbytes]))
+            return
+        # Parsed where it lies: no bytes object per read, no copy into the
+        # connection's own buffer unless a frame is incomplete.
+        connection.receive_from(buffer, nbytes)
+        self._process()
+
     def data_received(self, data: bytes) -> None:
-        """asyncio callback: bytes arrived."""
+        """asyncio callback, for transports that hand over ``bytes`` instead."""
         self._last_data = self.loop.time()
         connection = self.connection
         if connection is None:

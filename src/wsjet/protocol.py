@@ -38,12 +38,16 @@ if TYPE_CHECKING:
 
 __all__ = ["Data", "WebSocketCommonProtocol"]
 
+# The default loggers, looked up once (getLogger takes a lock on every call).
+_CLIENT_LOGGER: Final = logging.getLogger("wsjet.client")
+_SERVER_LOGGER: Final = logging.getLogger("wsjet.server")
+
 _OK_CODES: Final = frozenset(
     {CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD}
 )
 
 
-class WebSocketCommonProtocol(Engine, asyncio.Protocol):
+class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
     """A WebSocket connection, once its opening handshake is done.
 
     Server and client subclasses (:class:`~wsjet.server.WebSocketServerProtocol`,
@@ -97,7 +101,7 @@ class WebSocketCommonProtocol(Engine, asyncio.Protocol):
         self.max_fragments = max_fragments
         self.compression_threshold = compression_threshold
         if logger is None:
-            logger = logging.getLogger("wsjet.client" if self.is_client else "wsjet.server")
+            logger = _CLIENT_LOGGER if self.is_client else _SERVER_LOGGER
         self.logger = logger
         self.loop = asyncio.get_running_loop()
 
@@ -137,6 +141,9 @@ class WebSocketCommonProtocol(Engine, asyncio.Protocol):
         self._pieces: list[Data] = []
         self._small: list[Data] = []
         self._recv_waiter: asyncio.Future[Data] | None = None
+        # The thread's receive buffer, looked up at the first read (Engine.get_buffer).
+        self._read_buffer: bytearray | None = None
+        self._read_view: memoryview | None = None
         self._sink: Callable[[DataReceived], None] = self._assemble
         # Topics this connection subscribed to (wsjet.pubsub), dropped when TCP closes.
         self._subscriptions: set[str] = set()
@@ -331,7 +338,9 @@ class WebSocketCommonProtocol(Engine, asyncio.Protocol):
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed (TCP closed)."""
-        await asyncio.shield(self._closed)
+        if not self._closed.done():
+            # Shielded: a cancelled waiter must not cancel the future others wait on.
+            await asyncio.shield(self._closed)
 
     def _closed_error(self) -> ConnectionClosed:
         connection = self.connection
@@ -539,7 +548,23 @@ class WebSocketCommonProtocol(Engine, asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
         self._close_timer = self._keepalive_timer = self._pong_timer = None
-        error = self._closed_error()
+        # The error is made only when somebody waits (at a normal close, nobody does).
+        if self._recv_waiter is not None or self._pings or self._drain_waiters:
+            self._wake_waiters(self._closed_error())
+        if not self._closed.done():
+            self._closed.set_result(None)
+        if self._subscriptions:
+            topics, self._subscriptions = self._subscriptions, set()
+            self._topics().drop(self, topics)
+        self.on_connection_lost()
+        # The sink is usually a bound method of this protocol (or of an object that
+        # refers to it): a reference cycle. Breaking it lets reference counting free
+        # the connection at once instead of at the next full garbage collection,
+        # which keeps the heap small under handshake floods and churn.
+        self._sink = _discard
+
+    def _wake_waiters(self, error: ConnectionClosed) -> None:
+        """Fail what waits for the connection (recv, pings, drains) with ``error``."""
         if self._recv_waiter is not None and not self._recv_waiter.done():
             self._recv_waiter.set_exception(error)
             self._recv_waiter = None
@@ -553,17 +578,6 @@ class WebSocketCommonProtocol(Engine, asyncio.Protocol):
                 drain.set_exception(error)
                 drain.exception()
         self._drain_waiters.clear()
-        if not self._closed.done():
-            self._closed.set_result(None)
-        if self._subscriptions:
-            topics, self._subscriptions = self._subscriptions, set()
-            self._topics().drop(self, topics)
-        self.on_connection_lost()
-        # The sink is usually a bound method of this protocol (or of an object that
-        # refers to it): a reference cycle. Breaking it lets reference counting free
-        # the connection at once instead of at the next full garbage collection,
-        # which keeps the heap small under handshake floods and churn.
-        self._sink = _discard
 
     def on_connection_lost(self) -> None:
         """TCP is closed and every waiter woken. Overridable hook."""

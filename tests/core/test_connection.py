@@ -423,7 +423,8 @@ def test_eof_mid_message() -> None:
     )
 
 
-def test_tiny_fragments_of_one_read_are_handed_over_256_at_a_time() -> None:
+@pytest.mark.parametrize("reused_buffer", [False, True])
+def test_tiny_fragments_of_one_read_are_handed_over_256_at_a_time(reused_buffer: bool) -> None:
     # One 256 KiB read can carry ~37,000 one-byte frames: the events that hold
     # them must not all exist at once (the I/O layer merges them as it goes).
     server = Connection(Side.SERVER)
@@ -431,7 +432,13 @@ def test_tiny_fragments_of_one_read_are_handed_over_256_at_a_time() -> None:
     parts = [client_frame(Opcode.BINARY, b"a", fin=False)]
     parts += [client_frame(Opcode.CONT, b"a", fin=False) for _ in range(9_998)]
     parts.append(client_frame(Opcode.CONT, b"a", fin=True))
-    server.receive_data(b"".join(parts))
+    if reused_buffer:
+        # As the engine feeds it: the rest stays held after the read's buffer is reused.
+        buffer = bytearray(b"".join(parts))
+        server.receive_from(buffer, len(buffer))
+        buffer[:] = b"\xaa" * len(buffer)
+    else:
+        server.receive_data(b"".join(parts))
     received: list[Event] = []
     batches = 0
     while True:

@@ -37,9 +37,14 @@ SEED = 6455
 MASK_ERROR = "mask must contain 4 bytes"
 
 # Around the 4-byte key, the 8-byte word, the 16-byte SSE2 register and the
-# 64-byte unrolled step, and around the 64 KiB threshold for releasing the GIL.
+# 64-byte unrolled step, around the 64 KiB threshold for releasing the GIL, and
+# around the pure twin's switch from one integer XOR to translate() (384).
 BOUNDARY_LENGTHS = sorted(
-    {n + d for n in (4, 8, 16, 24, 32, 48, 64, 80, 128, 256, 1024, 4096, 65536) for d in (-1, 0, 1)}
+    {
+        n + d
+        for n in (4, 8, 16, 24, 32, 48, 64, 80, 128, 256, 384, 1024, 4096, 65536)
+        for d in (-1, 0, 1)
+    }
     | {3, 5, 7, 9, 15, 17, 31, 33, 63, 65, 67, 71, 79, 95, 127, 129, 65536 + 7}
 )
 

@@ -35,6 +35,7 @@ cdef class Connection:
     cdef public bint eof_received
 
     cdef bytearray _buffer
+    cdef Py_ssize_t _parsed
     cdef list _events
     cdef list _output
     cdef Py_ssize_t _output_size
@@ -69,6 +70,7 @@ cdef class Connection:
 
     # The engine (wsjet/engine.py) calls these as C functions, once per read or message.
     cpdef receive_data(self, object data)
+    cpdef receive_from(self, bytearray buffer, Py_ssize_t size)
     cpdef list events_received(self)
     cpdef list data_to_send(self)
     cpdef Py_ssize_t output_size(self)
@@ -80,9 +82,9 @@ cdef class Connection:
     cdef _write_frame(self, int opcode, object data, bint fin, bint rsv1)
     cdef _fail(self, object exc)
 
+    @cython.locals(buf=bytearray)
+    cdef _parse(self)
     @cython.locals(
-        buf=bytearray,
-        end=Py_ssize_t,
         pos=Py_ssize_t,
         n=Py_ssize_t,
         first=int,
@@ -93,7 +95,7 @@ cdef class Connection:
         start=Py_ssize_t,
         key_at=Py_ssize_t,
     )
-    cdef _parse(self)
+    cdef _parse_from(self, bytearray buf, Py_ssize_t end)
     @cython.locals(filled=Py_ssize_t, n=Py_ssize_t)
     cdef Py_ssize_t _assemble(self, object source, Py_ssize_t start, Py_ssize_t end) except -1
     cdef _check_header(self, int first, int second, int opcode, Py_ssize_t length)

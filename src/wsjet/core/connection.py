@@ -176,6 +176,7 @@ class Connection:
         self.eof_received = False
 
         self._buffer = bytearray()
+        self._parsed = 0  # how far the last _parse_from() got
         self._events: list[Event] = []
         self._output: list[bytes] = []
         self._output_size = 0
@@ -228,6 +229,37 @@ class Connection:
             self._parse()
         except ProtocolError as exc:
             self._fail(exc)
+
+    def receive_from(self, buffer: bytearray, size: int) -> None:
+        """Feed ``buffer[:size]``: bytes received into a buffer the caller reuses.
+
+        It does what ``receive_data(buffer[:size])`` does, without copying the
+        bytes first when no earlier ones are waiting: frames are parsed in
+        ``buffer`` itself and only an incomplete frame at its end is kept (as a
+        copy). The connection keeps no reference to ``buffer``, so the caller
+        may read into it again once this returns.
+
+        Raises:
+            ValueError: ``size`` is outside ``buffer``.
+        """
+        if not 0 <= size <= len(buffer):
+            raise ValueError(f"size {size} is outside a buffer of {len(buffer)} bytes")
+        if not self._parsing:
+            return  # as in receive_data
+        if self._buffer:
+            # Earlier bytes wait for the rest of their frame: append, then parse.
+            with memoryview(buffer) as view, view[:size] as data:
+                self.receive_data(data)
+            return
+        self._held = False
+        try:
+            self._parse_from(buffer, size)
+        except ProtocolError as exc:
+            self._fail(exc)
+            return
+        if self._parsed < size and self._parsing:
+            with memoryview(buffer) as view, view[self._parsed : size] as rest:
+                self._buffer += rest
 
     def receive_eof(self) -> None:
         """Tell the connection that the peer closed TCP (or it was lost)."""
@@ -469,7 +501,13 @@ class Connection:
 
     def _parse(self) -> None:
         buf = self._buffer
-        end = len(buf)
+        try:
+            self._parse_from(buf, len(buf))
+        finally:
+            del buf[: self._parsed]
+
+    def _parse_from(self, buf: bytearray, end: int) -> None:
+        """Parse the frames in ``buf[:end]``; leave in ``_parsed`` how far it got."""
         pos = 0
         try:
             while self._parsing and not self._held:
@@ -554,7 +592,7 @@ class Connection:
                     pos = start
                     self._start_data_frame(first, opcode, length, mask)
         finally:
-            del buf[:pos]
+            self._parsed = pos
 
     def _assemble(self, source: bytes | bytearray | memoryview, start: int, end: int) -> int:
         """Unmask what ``source[start:end]`` holds of the message being assembled.

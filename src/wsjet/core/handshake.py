@@ -186,13 +186,11 @@ def build_response(
     server_header: str | None = SERVER_HEADER,
 ) -> Response:
     """Build the 101 response accepting a handshake (RFC 6455 §4.2.2 step 5)."""
-    headers = Headers(
-        [
-            ("Upgrade", "websocket"),
-            ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Accept", accept_key(key)),
-        ]
-    )
+    headers = Headers()
+    # Fixed names and values, and base64: valid fields, no need to check them.
+    headers._add_parsed("Upgrade", "websocket")
+    headers._add_parsed("Connection", "Upgrade")
+    headers._add_parsed("Sec-WebSocket-Accept", accept_key(key))
     if subprotocol is not None:
         headers.add("Sec-WebSocket-Protocol", subprotocol)
     if extensions is not None:

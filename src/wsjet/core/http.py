@@ -99,6 +99,10 @@ class Headers:
         self._check(name, value)
         self._items.append((name.lower(), name, value))
 
+    def _add_parsed(self, name: str, value: str) -> None:
+        """Append a field known to be valid: a token name, a value without CTL."""
+        self._items.append((name.lower(), name, value))
+
     def __getitem__(self, name: str) -> str:
         key = name.lower()
         for item in self._items:
@@ -388,7 +392,8 @@ class _Reader(abc.ABC, Generic[_M]):
         value = line[colon + 1 :].strip(b" \t")  # OWS, RFC 7230 §3.2
         if _has_ctl(value):
             raise InvalidMessage(f"control character in header value: {_show(value)}")
-        self._headers.add(name.decode("ascii"), value.decode("latin-1"))
+        # Checked above as Headers.add() would: a token name, a value without CTL.
+        self._headers._add_parsed(name.decode("ascii"), value.decode("latin-1"))
 
     @staticmethod
     def _check_version(version: bytes, line: bytes) -> None:
