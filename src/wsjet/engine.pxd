@@ -8,7 +8,7 @@ cimport cython
 from wsjet.core.connection cimport Connection
 from wsjet.core.events cimport DataReceived
 
-cdef Py_ssize_t _CORK_LIMIT, _SMALL_PIECE, _SMALL_BATCH
+cdef Py_ssize_t _CORK_LIMIT, _SMALL_PIECE, _SMALL_BATCH, _SMALL_JOIN
 cdef int _TEXT, _BINARY
 cdef object _OPEN
 
@@ -26,6 +26,7 @@ cdef class Engine:
     cdef public bint _writing_paused
     cdef public bint _corked
     cdef public bint _eof_written
+    cdef public bint _writelines_joins
     cdef public bint _logged_failure
     cdef public object _close_timer
     cdef public object _sink

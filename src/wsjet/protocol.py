@@ -141,6 +141,7 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
         self._pieces: list[Data] = []
         self._small: list[Data] = []
         self._recv_waiter: asyncio.Future[Data] | None = None
+        self._writelines_joins = False  # set by connection_made
         # The thread's receive buffer, looked up at the first read (Engine.get_buffer).
         self._read_buffer: bytearray | None = None
         self._read_view: memoryview | None = None
@@ -486,6 +487,11 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
         # uvloop's transports implement the interface without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
         self.transport.set_write_buffer_limits(high=self.write_limit, low=self.write_limit // 4)
+        # asyncio's own TCP transport before Python 3.12 keeps the base class's
+        # writelines(), which joins the buffers into one bytes (see Engine._flush).
+        self._writelines_joins = (
+            type(self.transport).writelines is asyncio.WriteTransport.writelines
+        )
 
     def pause_writing(self) -> None:
         """asyncio callback: the write buffer is above the high-water mark."""
