@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import websockets
 from websockets.asyncio.server import serve as ws_serve
 
 import wsjet
+from wsjet.core.frames import Opcode, serialize_frame
 from wsjet.core.handshake import accept_key
 
 from .utils import UNIT
@@ -200,3 +203,69 @@ async def test_recv_cancellation_loses_nothing() -> None:
                 await client.send(str(i))
             received = [await client.recv() for _ in range(50)]
     assert received == [str(i) for i in range(50)]
+
+
+def _pushing_server(frames: bytes) -> tuple[asyncio.Event, Any]:
+    """A raw server that answers the handshake and sends ``frames`` in the same write."""
+    done = asyncio.Event()
+
+    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        key = next(
+            line.split(b":", 1)[1].strip().decode()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept_key(key).encode() + b"\r\n\r\n" + frames
+        )
+        await writer.drain()
+        await done.wait()
+        writer.close()
+
+    return done, respond
+
+
+@pytest.mark.parametrize("tls", [False, True])
+async def test_frames_sent_with_the_101_are_not_lost(
+    tls: bool, tls_files: tuple[Path, Path]
+) -> None:
+    # The response and the server's first messages, more than one read's worth
+    # (the receive buffer is 256 KiB), wait together in a large socket buffer
+    # when the client reads them: uvloop reads on while a read fills the buffer,
+    # before the handshake's task opens the connection. Nothing may be dropped
+    # meanwhile (this failed on uvloop, plain and TLS, before the fix).
+    big = bytes(range(256)) * 2400  # 600 KiB
+    frames = serialize_frame(Opcode.BINARY, big) + serialize_frame(Opcode.TEXT, b"after")
+    server_context = client_context = None
+    if tls:
+        cert, key = tls_files
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_context.load_cert_chain(cert, key)
+        client_context = ssl.create_default_context(cafile=str(cert))
+    done, respond = _pushing_server(frames)
+    server = await asyncio.start_server(respond, "127.0.0.1", 0, ssl=server_context)
+    async with server, asyncio.timeout(10):
+        port = server.sockets[0].getsockname()[1]
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 2**20)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+
+        async def stall() -> None:
+            # Hold the event loop once the request is out, so that the response
+            # and all the frames are in the socket buffer at the next read.
+            await asyncio.sleep(0.05)
+            time.sleep(0.3)  # blocking on purpose
+
+        staller = asyncio.create_task(stall())
+        uri = f"{'wss' if tls else 'ws'}://localhost:{port}/"
+        client = await wsjet.connect(uri, sock=sock, ssl=client_context, max_size=None)
+        await staller
+        try:
+            assert await client.recv() == big
+            assert await client.recv() == "after"
+        finally:
+            done.set()
+            client.transport.abort()  # type: ignore[union-attr]

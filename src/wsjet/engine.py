@@ -40,8 +40,10 @@ _SMALL_JOIN = 64 * 1024
 # Pieces of a message shorter than this are merged, _SMALL_BATCH at a time.
 _SMALL_PIECE, _SMALL_BATCH = 1024, 256
 
-# Reasons to stop reading the socket; reading resumes when none is left.
-_PAUSED_BY_QUEUE, _PAUSED_BY_SINK = 1, 4
+# Reasons to stop reading the socket; reading resumes when none is left. The
+# handshake's: bytes that arrived after the handshake and before the
+# connection opened are kept for it, up to a bound.
+_PAUSED_BY_QUEUE, _PAUSED_BY_HANDSHAKE, _PAUSED_BY_SINK = 1, 2, 4
 
 # The receive buffer: socket reads land here (BufferedProtocol) and frames are
 # parsed in place. There is one per thread, shared by the connections of the

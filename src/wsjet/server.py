@@ -22,6 +22,7 @@ from .core.connection import State
 from .core.frames import CloseCode
 from .core.http import Headers, HTTPLimits, Request, RequestReader, Response
 from .core.origin import ANY_ORIGIN, AnyOrigin, OriginRule, Origins, origin_allowed
+from .engine import _PAUSED_BY_HANDSHAKE
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidOrigin
 from .extensions import Compression, negotiate_server
 from .protocol import WebSocketCommonProtocol
@@ -145,7 +146,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             # Frames the client sent before our 101: keep them for the connection.
             self._early_data += data
             if len(self._early_data) > self._reader.limits.max_header_bytes:
-                self._pause_reading(4)
+                self._pause_reading(_PAUSED_BY_HANDSHAKE)
             return
         try:
             request = self._reader.feed(data)
@@ -301,7 +302,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         if self._open_timer is not None:
             self._open_timer.cancel()
         early, self._early_data = bytes(self._early_data), bytearray()
-        self._resume_reading(4)
+        self._resume_reading(_PAUSED_BY_HANDSHAKE)
         self.open_connection(self._codec, early)
         await self._run_handler()
 

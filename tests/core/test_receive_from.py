@@ -421,7 +421,7 @@ def test_held_then_receive_from_appends_to_what_is_held() -> None:
 # --- sizes ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", [-1, -100, 17, 1000])
+@pytest.mark.parametrize("size", [-1, -100, 17, 1000, 2**70, -(2**70)])
 def test_size_outside_the_buffer_is_a_value_error(size: int) -> None:
     conn = Connection(Side.SERVER)
     buffer = bytearray(client_frame(Opcode.TEXT, b"hi")) + bytearray(8)
@@ -434,6 +434,16 @@ def test_size_outside_the_buffer_is_a_value_error(size: int) -> None:
     assert conn.failure is None and conn.state is State.OPEN
     conn.receive_from(buffer, 8)
     assert conn.events_received() == [DataReceived("hi", True, True)]
+
+
+@pytest.mark.parametrize("kind", [bytes, memoryview])
+def test_buffer_must_be_a_bytearray(kind: type) -> None:
+    # The compiled method's signature takes a bytearray only; the pure one checks.
+    conn = Connection(Side.SERVER)
+    frame = client_frame(Opcode.BINARY, b"x")
+    with pytest.raises(TypeError):
+        conn.receive_from(kind(frame), len(frame))
+    assert conn.events_received() == []
 
 
 def test_size_zero_and_the_whole_buffer() -> None:

@@ -70,7 +70,8 @@ cdef class Connection:
 
     # The engine (wsjet/engine.py) calls these as C functions, once per read or message.
     cpdef receive_data(self, object data)
-    cpdef receive_from(self, bytearray buffer, Py_ssize_t size)
+    # size is checked against the buffer before it becomes a C integer.
+    cpdef receive_from(self, bytearray buffer, object size)
     cpdef list events_received(self)
     cpdef list data_to_send(self)
     cpdef Py_ssize_t output_size(self)

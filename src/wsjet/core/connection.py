@@ -240,8 +240,11 @@ class Connection:
         may read into it again once this returns.
 
         Raises:
+            TypeError: ``buffer`` is not a ``bytearray``.
             ValueError: ``size`` is outside ``buffer``.
         """
+        if not isinstance(buffer, bytearray):  # as the compiled signature demands
+            raise TypeError(f"buffer must be a bytearray, not {type(buffer).__name__}")
         if not 0 <= size <= len(buffer):
             raise ValueError(f"size {size} is outside a buffer of {len(buffer)} bytes")
         if not self._parsing:
