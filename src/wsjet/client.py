@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from .core import defaults, handshake
 from .core.http import Headers, HTTPLimits, Request, Response, ResponseReader
 from .core.uri import WebSocketURI, parse_uri
-from .engine import _PAUSED_BY_HANDSHAKE
 from .exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
 from .extensions import Compression, negotiate_client, offer_client
 from .protocol import WebSocketCommonProtocol
@@ -71,8 +70,6 @@ class WebSocketClientProtocol(WebSocketCommonProtocol):
         self.response: Response | None = None
         self._reader = ResponseReader(http_limits or HTTPLimits())
         self._response_waiter: asyncio.Future[Response] = self.loop.create_future()
-        # What arrives after the response and before the connection opens.
-        self._early_data = bytearray()
 
     async def handshake(self, uri: WebSocketURI) -> None:
         """Send the opening handshake request and check the server's response.
@@ -103,24 +100,15 @@ class WebSocketClientProtocol(WebSocketCommonProtocol):
         handshake.check_response(response, key)
         self.subprotocol = handshake.check_subprotocol(response, self.available_subprotocols)
         codec = negotiate_client(response.headers, self.compression)
-        early = self._reader.leftover + self._early_data
-        self._early_data = bytearray()
-        self._resume_reading(_PAUSED_BY_HANDSHAKE)
-        self.open_connection(codec, early)
+        self._open_with_early_data(codec)
 
     def receive_handshake_data(self, data: bytes) -> None:
         """Parse the server's HTTP response; keep what follows it for the connection."""
         if self._response_waiter.done():
-            if self._response_waiter.cancelled() or self._response_waiter.exception():
-                return  # the handshake failed: nothing will read these bytes
-            # The response is complete, and the handshake's task opens the
-            # connection at its next step; the event loop may read again before
-            # that (uvloop reads on while a read fills the receive buffer).
-            # These bytes are the server's first frames: keep them, and stop
-            # reading past a bound until the connection opens.
-            self._early_data += data
-            if len(self._early_data) > self._reader.limits.max_header_bytes:
-                self._pause_reading(_PAUSED_BY_HANDSHAKE)
+            if not self._response_waiter.cancelled() and not self._response_waiter.exception():
+                # The server's first frames, before the handshake's task opens
+                # the connection.
+                self._keep_early_data(data, self._reader.limits.max_header_bytes)
             return
         try:
             response = self._reader.feed(data)
@@ -128,6 +116,7 @@ class WebSocketClientProtocol(WebSocketCommonProtocol):
             self._response_waiter.set_exception(exc)
             return
         if response is not None:
+            self._early_data += self._reader.leftover
             self._response_waiter.set_result(response)
 
     def eof_received(self) -> bool | None:

@@ -23,6 +23,7 @@ cdef class MessageDelivery:
     @cython.locals(reader=WebSocketReader, flow=FlowControl)
     cpdef _receive(self, DataReceived event)
     @cython.locals(flow=FlowControl)
+    cpdef _start(self)
     cpdef WebSocketReader _dequeue(self)
     cpdef _deliver(self, WebSocketReader reader)
     cpdef bint _run_message(self, object callback, WebSocketReader reader) except -1

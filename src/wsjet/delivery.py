@@ -89,16 +89,17 @@ class MessageDelivery:
         self._busy = True
         assert callback is not None
         if self._run_message(callback, reader):
-            if self._queue:
-                # Messages arrived while it ran: its reads resumed a paused socket
-                # (flow control), whose buffered messages were parsed at once and
-                # queued behind it. Deliver them now, in order.
-                self._deliver(self._dequeue())
-            else:
-                self._busy = False
+            # Messages may have been queued while it ran: its reads resumed a
+            # paused socket (flow control), whose buffered messages were parsed
+            # at once. Deliver them now, in order.
+            self._start()
 
     def _start(self) -> None:
-        """Start delivering messages: the connection callback returned."""
+        """Deliver the queued messages, if any, else wait for the next one.
+
+        Called once the connection callback returned, and after a message
+        callback finished without suspending.
+        """
         if self._queue:
             self._deliver(self._dequeue())
         else:

@@ -25,7 +25,7 @@ from .core.connection import Connection, MessageCodec, Side, State
 from .core.events import DataReceived
 from .core.frames import Close, CloseCode
 from .core.http import Headers
-from .engine import Data, Engine
+from .engine import _PAUSED_BY_HANDSHAKE, Data, Engine
 from .exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -142,6 +142,9 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
         self._small: list[Data] = []
         self._recv_waiter: asyncio.Future[Data] | None = None
         self._writelines_joins = False  # set by connection_made
+        # Bytes that arrive between the handshake and the opening of the connection
+        # (the peer's first frames), kept for it: see _keep_early_data.
+        self._early_data = bytearray()
         # The thread's receive buffer, looked up at the first read (Engine.get_buffer).
         self._read_buffer: bytearray | None = None
         self._read_view: memoryview | None = None
@@ -394,6 +397,24 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
         if leftover:
             connection.receive_data(leftover)
             self._process()
+
+    def _keep_early_data(self, data: bytes, limit: int) -> None:
+        """Keep bytes that arrived after the handshake for the connection to come.
+
+        The event loop may read again before the handshake's task opens the
+        connection (uvloop reads on while a read fills the receive buffer; a
+        client may send frames before the server's 101). Past ``limit`` bytes,
+        reading pauses until the connection opens.
+        """
+        self._early_data += data
+        if len(self._early_data) > limit:
+            self._pause_reading(_PAUSED_BY_HANDSHAKE)
+
+    def _open_with_early_data(self, codec: MessageCodec | None) -> None:
+        """Open the connection, fed first with the bytes kept since the handshake."""
+        early, self._early_data = bytes(self._early_data), bytearray()
+        self._resume_reading(_PAUSED_BY_HANDSHAKE)
+        self.open_connection(codec, early)
 
     def receive_handshake_data(self, data: bytes) -> None:
         """Handle bytes that arrive before the connection is open (subclasses)."""

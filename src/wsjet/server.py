@@ -22,7 +22,6 @@ from .core.connection import State
 from .core.frames import CloseCode
 from .core.http import Headers, HTTPLimits, Request, RequestReader, Response
 from .core.origin import ANY_ORIGIN, AnyOrigin, OriginRule, Origins, origin_allowed
-from .engine import _PAUSED_BY_HANDSHAKE
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidOrigin
 from .extensions import Compression, negotiate_server
 from .protocol import WebSocketCommonProtocol
@@ -117,7 +116,6 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         self.response: Response | None = None
         self._reader = RequestReader(http_limits or HTTPLimits())
         self._open_timer: asyncio.TimerHandle | None = None
-        self._early_data = bytearray()
         self.handler_task: asyncio.Task[None] | None = None
 
     # --- handshake ----------------------------------------------------------------------
@@ -144,9 +142,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         """Parse the HTTP request; once complete, run the handshake in a task."""
         if self.request is not None:
             # Frames the client sent before our 101: keep them for the connection.
-            self._early_data += data
-            if len(self._early_data) > self._reader.limits.max_header_bytes:
-                self._pause_reading(_PAUSED_BY_HANDSHAKE)
+            self._keep_early_data(data, self._reader.limits.max_header_bytes)
             return
         try:
             request = self._reader.feed(data)
@@ -301,9 +297,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             return
         if self._open_timer is not None:
             self._open_timer.cancel()
-        early, self._early_data = bytes(self._early_data), bytearray()
-        self._resume_reading(_PAUSED_BY_HANDSHAKE)
-        self.open_connection(self._codec, early)
+        self._open_with_early_data(self._codec)
         await self._run_handler()
 
     async def _run_handler(self) -> None:
