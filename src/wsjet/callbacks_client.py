@@ -158,6 +158,8 @@ class Client(MessageDelivery):
         self._dropping = False
         #: Called when the client leaves (close frame or connection lost).
         self._leave: Callable[[Client], None] | None = None
+        # What _run waits on until the connection is lost (made by _run).
+        self._lost_waiter: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         return f"<Client {self.addr}:{self.port} {self._protocol.state.name}>"
@@ -356,6 +358,9 @@ class Client(MessageDelivery):
             self._leave(self)
 
     def _connection_lost(self) -> None:
+        waiter = self._lost_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         reader, self._receiving = self._receiving, None
         if reader is not None:
             # A message cut short must not look complete to its callback.
@@ -367,7 +372,13 @@ class Client(MessageDelivery):
         """Wait until the connection closed and every callback returned; report the end."""
         protocol = self._protocol
         try:
-            await protocol.wait_closed()
+            if not protocol._lost:
+                # A future of our own rather than protocol.wait_closed(): this
+                # task's cancellation must not reach the future others wait on,
+                # and asyncio.shield() would cost a future and two callbacks more
+                # per connection.
+                self._lost_waiter = self._loop.create_future()
+                await self._lost_waiter
             while True:
                 pending = set(self._tasks)
                 if self._task is not None:

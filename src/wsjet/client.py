@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from .core import defaults, handshake
-from .core.http import Headers, HTTPLimits, Request, Response, ResponseReader
+from .core.http import DEFAULT_LIMITS, Headers, HTTPLimits, Request, Response, ResponseReader
 from .core.uri import WebSocketURI, parse_uri
 from .exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
 from .extensions import Compression, negotiate_client, offer_client
@@ -68,7 +68,9 @@ class WebSocketClientProtocol(WebSocketCommonProtocol):
         self.compression = compression
         self.request: Request | None = None
         self.response: Response | None = None
-        self._reader = ResponseReader(http_limits or HTTPLimits())
+        self._http_limits = http_limits or DEFAULT_LIMITS
+        # Dropped once the response is complete: a connection lives on without it.
+        self._reader: ResponseReader | None = ResponseReader(self._http_limits)
         self._response_waiter: asyncio.Future[Response] = self.loop.create_future()
 
     async def handshake(self, uri: WebSocketURI) -> None:
@@ -108,8 +110,9 @@ class WebSocketClientProtocol(WebSocketCommonProtocol):
             if not self._response_waiter.cancelled() and not self._response_waiter.exception():
                 # The server's first frames, before the handshake's task opens
                 # the connection.
-                self._keep_early_data(data, self._reader.limits.max_header_bytes)
+                self._keep_early_data(data, self._http_limits.max_header_bytes)
             return
+        assert self._reader is not None  # until the response is complete
         try:
             response = self._reader.feed(data)
         except InvalidHandshake as exc:
@@ -117,11 +120,13 @@ class WebSocketClientProtocol(WebSocketCommonProtocol):
             return
         if response is not None:
             self._early_data += self._reader.leftover
+            self._reader = None
             self._response_waiter.set_result(response)
 
     def eof_received(self) -> bool | None:
         """asyncio callback: a response without Content-Length ends at EOF."""
         if self.connection is None and not self._response_waiter.done():
+            assert self._reader is not None  # until the response is complete
             try:
                 response = self._reader.feed_eof()
             except InvalidHandshake as exc:

@@ -106,7 +106,7 @@ class Engine:
         _read_buffer: bytearray | None
         _read_view: memoryview | None
         _sending_fragments: bool
-        _fragment_lock: asyncio.Lock
+        _fragment_lock: asyncio.Lock | None
 
         def receive_handshake_data(self, data: bytes) -> None: ...
         def on_ping(self, data: bytes) -> None: ...
@@ -308,6 +308,7 @@ class Engine:
             TypeError: for any other type of message.
         """
         if self._sending_fragments:
+            assert self._fragment_lock is not None  # made before _sending_fragments is set
             async with self._fragment_lock:
                 pass  # wait for the fragmented message to finish
         if self._messages and not self._corked:

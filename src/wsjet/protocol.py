@@ -129,7 +129,7 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
         self._logged_failure = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
-        self._fragment_lock = asyncio.Lock()
+        self._fragment_lock: asyncio.Lock | None = None  # made by the first fragmented send
         self._sending_fragments = False
 
         # The coroutine face's sink: complete messages for recv().
@@ -219,8 +219,15 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
             return
         raise TypeError(f"data must be str, bytes-like or iterable, not {type(message).__name__}")
 
+    def _fragments_lock(self) -> asyncio.Lock:
+        """The lock a fragmented message holds while it is sent (made on first use)."""
+        lock = self._fragment_lock
+        if lock is None:
+            lock = self._fragment_lock = asyncio.Lock()
+        return lock
+
     async def _send_fragments(self, chunks: AsyncIterator[Any], compress: bool | None) -> None:
-        async with self._fragment_lock:
+        async with self._fragments_lock():
             self._sending_fragments = True
             try:
                 try:

@@ -20,7 +20,7 @@ from .broadcast import BroadcastResult, SlowConsumer, slow_consumer_policy
 from .core import defaults, handshake
 from .core.connection import State
 from .core.frames import CloseCode
-from .core.http import Headers, HTTPLimits, Request, RequestReader, Response
+from .core.http import DEFAULT_LIMITS, Headers, HTTPLimits, Request, RequestReader, Response
 from .core.origin import ANY_ORIGIN, AnyOrigin, OriginRule, Origins, origin_allowed
 from .exceptions import ConnectionClosed, InvalidHandshake, InvalidOrigin
 from .extensions import Compression, negotiate_server
@@ -114,7 +114,9 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         #: The user name :func:`~wsjet.auth.basic_auth` authenticated, if any.
         self.username: str | None = None
         self.response: Response | None = None
-        self._reader = RequestReader(http_limits or HTTPLimits())
+        self._http_limits = http_limits or DEFAULT_LIMITS
+        # Dropped once the request is complete: a connection lives on without it.
+        self._reader: RequestReader | None = RequestReader(self._http_limits)
         self._open_timer: asyncio.TimerHandle | None = None
         self.handler_task: asyncio.Task[None] | None = None
 
@@ -142,8 +144,9 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         """Parse the HTTP request; once complete, run the handshake in a task."""
         if self.request is not None:
             # Frames the client sent before our 101: keep them for the connection.
-            self._keep_early_data(data, self._reader.limits.max_header_bytes)
+            self._keep_early_data(data, self._http_limits.max_header_bytes)
             return
+        assert self._reader is not None  # until the request is complete
         try:
             request = self._reader.feed(data)
         except InvalidHandshake as exc:
@@ -153,6 +156,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             return
         self.request = request
         self._early_data += self._reader.leftover
+        self._reader = None
         self.handler_task = self.loop.create_task(self._run(request))
 
     def _reject(self, exc: InvalidHandshake) -> None:
@@ -243,7 +247,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         if result is not None:
             return result
         key = handshake.check_request(
-            request, max_negotiation_bytes=self._reader.limits.max_negotiation_bytes
+            request, max_negotiation_bytes=self._http_limits.max_negotiation_bytes
         )
         origins = request.headers.get_all("Origin")
         if len(origins) > 1 and self.origins is not ANY_ORIGIN:
@@ -297,6 +301,7 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             return
         if self._open_timer is not None:
             self._open_timer.cancel()
+            self._open_timer = None
         self._open_with_early_data(self._codec)
         await self._run_handler()
 

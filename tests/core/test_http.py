@@ -100,6 +100,31 @@ def test_headers_case_insensitive_multi_dict() -> None:
         headers["Missing"]
 
 
+def test_headers_lookups_follow_every_change() -> None:
+    # Lookups go through an index made on first use: each change must show in
+    # the next lookup, and a returned list must not be the index's own.
+    headers = Headers([("A", "1")])
+    assert headers.get_all("a") == ["1"]
+    headers.add("a", "2")
+    assert headers.get_all("A") == ["1", "2"]
+    headers._add_parsed("B", "3")
+    assert headers["b"] == "3"
+    assert "B" in headers
+    headers["A"] = "4"
+    assert headers.get_all("a") == ["4"]
+    del headers["b"]
+    assert "b" not in headers
+    assert headers.get("B") is None
+    values = headers.get_all("A")
+    values.append("mutated by the caller")
+    assert headers.get_all("A") == ["4"]
+    copy = headers.copy()
+    assert copy["a"] == "4"
+    copy.add("A", "5")
+    assert copy.get_all("a") == ["4", "5"]
+    assert headers.get_all("a") == ["4"]
+
+
 def test_headers_constructors() -> None:
     assert Headers().items() == []
     assert Headers(None).items() == []

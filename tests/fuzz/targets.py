@@ -250,10 +250,35 @@ def _frames_target(client: bool, deflate: bool) -> Callable[[bytes], None]:
 SMALL_LIMITS = HTTPLimits(max_line=64, max_headers=6, max_header_bytes=384, max_body=48)
 
 
+def _read_outcome(
+    parser: RequestReader | ResponseReader, pieces: list[bytes]
+) -> tuple[object, ...]:
+    """What a reader makes of ``pieces``: the message and the leftover, or the error."""
+    try:
+        for piece in pieces:
+            message = parser.feed(piece)
+            if message is not None:
+                return (repr(message), parser.leftover)
+        return ("incomplete",)
+    except InvalidHandshake as exc:
+        return (type(exc), str(exc))
+
+
+def _same_both_ways(
+    kind: type[RequestReader] | type[ResponseReader], limits: HTTPLimits, data: bytes
+) -> None:
+    """Parity of the readers' two paths: the whole header block in one read, or line by line."""
+    whole = _read_outcome(kind(limits), [data])
+    line_by_line = _read_outcome(kind(limits), [data[:1], data[1:]])
+    assert whole == line_by_line, _first_difference(whole, line_by_line)
+
+
 def http_request(data: bytes) -> None:
     reader = Reader(data)
     split = reader.byte()
-    parser = RequestReader(SMALL_LIMITS) if split & 0x40 else RequestReader()
+    limits = SMALL_LIMITS if split & 0x40 else HTTPLimits()
+    _same_both_ways(RequestReader, limits, data[1:])
+    parser = RequestReader(limits)
     request: Request | None = None
     try:
         for chunk in chunks(reader.rest(), split):
@@ -278,7 +303,9 @@ def http_request(data: bytes) -> None:
 def http_response(data: bytes) -> None:
     reader = Reader(data)
     split = reader.byte()
-    parser = ResponseReader(SMALL_LIMITS) if split & 0x40 else ResponseReader()
+    limits = SMALL_LIMITS if split & 0x40 else HTTPLimits()
+    _same_both_ways(ResponseReader, limits, data[1:])
+    parser = ResponseReader(limits)
     response: Response | None = None
     try:
         for chunk in chunks(reader.rest(), split):

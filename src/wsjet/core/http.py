@@ -64,7 +64,7 @@ class Headers:
     header injection impossible and any serialized block parseable again.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_index", "_items")
     __hash__ = None  # type: ignore[assignment]  # mutable, so unhashable
 
     def __init__(
@@ -72,6 +72,10 @@ class Headers:
     ) -> None:
         # (lower-cased name, name as given, value)
         self._items: list[tuple[str, str, str]] = []
+        # Lower-cased name -> its values, made by the first lookup and dropped by
+        # any change: a handshake looks up about ten names, which would otherwise
+        # be ten scans of every field.
+        self._index: dict[str, list[str]] | None = None
         if pairs is None:
             return
         source = pairs.items() if isinstance(pairs, Headers | Mapping) else pairs
@@ -98,17 +102,30 @@ class Headers:
         """
         self._check(name, value)
         self._items.append((name.lower(), name, value))
+        self._index = None
 
     def _add_parsed(self, name: str, value: str) -> None:
         """Append a field known to be valid: a token name, a value without CTL."""
         self._items.append((name.lower(), name, value))
+        self._index = None
+
+    def _lookup(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = self._index = {}
+            for key, _, value in self._items:
+                values = index.get(key)
+                if values is None:
+                    index[key] = [value]
+                else:
+                    values.append(value)
+        return index
 
     def __getitem__(self, name: str) -> str:
-        key = name.lower()
-        for item in self._items:
-            if item[0] == key:
-                return item[2]
-        raise KeyError(name)
+        values = self._lookup().get(name.lower())
+        if values is None:
+            raise KeyError(name)
+        return values[0]
 
     @overload
     def get(self, name: str) -> str | None: ...
@@ -125,8 +142,8 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Return every value of ``name``, in order (an empty list when absent)."""
-        key = name.lower()
-        return [item[2] for item in self._items if item[0] == key]
+        values = self._lookup().get(name.lower())
+        return [] if values is None else values.copy()
 
     def __setitem__(self, name: str, value: str) -> None:
         """Replace all values of ``name`` by ``value``, at the first one's place."""
@@ -137,6 +154,7 @@ class Headers:
         # Values before the first one are all kept, so ``first`` stays valid.
         self._items = [item for item in items if item[0] != key]
         self._items.insert(first, (key, name, value))
+        self._index = None
 
     def __delitem__(self, name: str) -> None:
         key = name.lower()
@@ -144,12 +162,12 @@ class Headers:
         if len(kept) == len(self._items):
             raise KeyError(name)
         self._items = kept
+        self._index = None
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = name.lower()
-        return any(item[0] == key for item in self._items)
+        return name.lower() in self._lookup()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -164,7 +182,7 @@ class Headers:
     def copy(self) -> Headers:
         """Return an independent copy."""
         new = Headers()
-        new._items = list(self._items)
+        new._items = list(self._items)  # _index: None, made on first lookup
         return new
 
     def __eq__(self, other: object) -> bool:
@@ -292,8 +310,14 @@ class _Reader(abc.ABC, Generic[_M]):
             raise RuntimeError("message already complete: further bytes belong to the caller")
         if self._state == _FAILED:
             raise RuntimeError("the reader failed earlier and cannot be fed")
+        whole = not self._buf and not self._got_start_line
         self._buf += data
         try:
+            if whole:
+                # Usually the whole header block comes in the first read.
+                message = self._head_at_once()
+                if message is not None:
+                    return message
             return self._advance()
         except InvalidMessage:
             self._state = _FAILED
@@ -324,6 +348,50 @@ class _Reader(abc.ABC, Generic[_M]):
         raise InvalidMessage(
             f"connection closed after {len(self._buf)} bytes, before the end of the header block"
         )
+
+    def _head_at_once(self) -> _M | None:
+        """Parse a header block that is whole in the buffer, in a few passes over it.
+
+        Makes the checks of the line-by-line parser (:meth:`_advance`) on the
+        whole block at once. Anything irregular makes it return ``None``
+        without changing the reader's state; the line-by-line parser then finds
+        the fault and raises its precise error.
+        """
+        buf, limits = self._buf, self.limits
+        # Found only if it ends within max_header_bytes.
+        index = buf.find(b"\r\n\r\n", 0, limits.max_header_bytes)
+        if index < 0:
+            return None
+        head = bytes(buf[:index])  # the start line and the fields, CRLF-separated
+        lines = head.split(b"\r\n")
+        fields = lines[1:]
+        if len(fields) > limits.max_headers or max(map(len, lines)) > limits.max_line:
+            return None
+        if fields:
+            # The CRLFs between fields must be the only control characters
+            # (RFC 7230 §3.2; HTAB is not one of _CTL): this rejects a bare LF
+            # or CR in a field, as the start line's own checks do in it.
+            block = head[len(lines[0]) + 2 :]
+            if len(block) - len(block.translate(None, _CTL)) != 2 * (len(fields) - 1):
+                return None
+        items = []
+        for line in fields:
+            name, colon, value = line.partition(b":")
+            # A name that isn't a token also catches folding and whitespace before the colon.
+            if not colon or not name or name.translate(None, _TCHAR):
+                return None
+            text = name.decode("ascii")
+            items.append((text.lower(), text, value.strip(b" \t").decode("latin-1")))
+        try:
+            self._parse_start_line(lines[0])
+        except InvalidMessage:
+            return None
+        headers = Headers()
+        headers._items = items  # _index: None, made on first lookup
+        self._headers = headers
+        self._got_start_line = True
+        self._line_start = self._scan = index + 4
+        return self._end_of_head(index + 4)
 
     def _advance(self) -> _M | None:
         limits = self.limits

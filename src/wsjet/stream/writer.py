@@ -120,7 +120,7 @@ class FragmentWriter:
         protocol = self._protocol
         # The engine's discipline: whole-message sends wait on this lock while
         # a fragmented message is in progress (§5.4: no interleaving).
-        await protocol._fragment_lock.acquire()
+        await protocol._fragments_lock().acquire()
         protocol._sending_fragments = True
         self._entered = True
         return self
@@ -184,4 +184,4 @@ class FragmentWriter:
         finally:
             self._entered = False
             protocol._sending_fragments = False
-            protocol._fragment_lock.release()
+            protocol._fragments_lock().release()
