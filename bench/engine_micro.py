@@ -79,8 +79,12 @@ class FakeTransport(asyncio.Transport):
         self.closing = True
 
 
-async def open_connection(face: str) -> tuple[Any, FakeTransport, Callable[[], Any]]:
-    """A wsjet server connection, handshake done, on a fake transport."""
+async def connection_factory(face: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """A started echo server of ``face``; return (protocol factory, close).
+
+    The factory makes the protocol the listening server would make for a new
+    TCP connection (private API: this tool follows the engine's internals).
+    """
     if face == "cb":
         from wsjet.server import WebSocketServer
 
@@ -121,8 +125,12 @@ async def open_connection(face: str) -> tuple[Any, FakeTransport, Callable[[], A
         def factory() -> Any:
             return serving.create_protocol(serving.handler, ws_server, **serving.options)
 
-    # The protocol the listening server would make for a new TCP connection
-    # (private API: this tool follows the engine's internals).
+    return factory, close
+
+
+async def open_connection(face: str) -> tuple[Any, FakeTransport, Callable[[], Any]]:
+    """A wsjet server connection, handshake done, on a fake transport."""
+    factory, close = await connection_factory(face)
     protocol = factory()
     transport = FakeTransport()
     protocol.connection_made(transport)

@@ -1,21 +1,39 @@
-"""CPU cost of the server's opening-handshake logic, without sockets.
+"""CPU cost of the server's opening handshake, without sockets.
 
-``python bench/handshake_micro.py`` times, per request, the Sans-I/O work a
-wsjet server does for each new connection: parsing a browser-like upgrade
-request (``RequestReader``), checking it (``handshake.check_request``, the
-Origin lookup, ``parse_subprotocols``), and building and serializing the 101
-response. It reports microseconds per request, best of ``--repeat``. The
-event loop, the transport and the protocol objects are not included:
+``python bench/handshake_micro.py`` reports microseconds per connection for:
+
+- the Sans-I/O work a wsjet server does for each new connection: parsing a
+  browser-like upgrade request (``RequestReader``), checking it
+  (``handshake.check_request``, the Origin lookup, ``parse_subprotocols``),
+  and building and serializing the 101 response (best of ``--repeat``);
+- opening a whole connection on each face (``--faces``): the protocol object
+  the listening server makes, ``connection_made``, the request handed over,
+  the handshake's task, the 101 written, the handler (coroutine face) or the
+  connection callback (callback face) started and waiting for a message.
+  ``--connections`` of them stay open, as on a busy server (the garbage
+  collector's work grows with them), over a fake transport; the median of
+  ``--repeat`` batches is reported, after a warm-up batch.
+
+The event loop's I/O, the kernel and the client are not included:
 ``run.py --sections connections`` measures those too.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import statistics
+import sys
 import time
+from typing import Any
 
 from wsjet.core import handshake
 from wsjet.core.http import RequestReader
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from engine_micro import FakeTransport, connection_factory
 
 REQUEST = (
     b"GET /chat HTTP/1.1\r\n"
@@ -54,13 +72,59 @@ def measure(step: object, n: int, repeat: int) -> float:
     return best / n * 1e6
 
 
+async def open_connections(face: str, count: int, repeat: int) -> float:
+    """Median microseconds of CPU per connection opened, over ``repeat`` batches."""
+    factory, close = await connection_factory(face)
+    sleep = asyncio.sleep
+    results = []
+    for batch in range(repeat + 1):  # the first one warms up
+        opened: list[tuple[Any, FakeTransport]] = []
+        start = time.process_time()
+        for i in range(count):
+            protocol, transport = factory(), FakeTransport()
+            protocol.connection_made(transport)
+            protocol.data_received(REQUEST)
+            opened.append((protocol, transport))
+            if i % 100 == 99:  # let the handshakes' tasks run, as the loop would
+                for _ in range(4):
+                    await sleep(0)
+        for _ in range(4):
+            await sleep(0)
+        elapsed = time.process_time() - start
+        if any(transport.writes != 1 for _, transport in opened):
+            raise RuntimeError("an opening handshake did not complete")
+        if batch:
+            results.append(elapsed / count * 1e6)
+        for protocol, _ in opened:
+            protocol.connection_lost(None)
+        for _ in range(10):
+            await sleep(0)
+    closing = close()
+    if asyncio.iscoroutine(closing):
+        await closing
+    return statistics.median(results)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=20_000, help="requests per repeat")
-    parser.add_argument("--repeat", type=int, default=5, help="report the best of this many")
+    parser.add_argument("--repeat", type=int, default=5, help="repeats (or batches) per figure")
+    parser.add_argument("--faces", default="cb,co", help="cb (callback), co (coroutine), or none")
+    parser.add_argument("--connections", type=int, default=1000, help="connections per batch")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     args = parser.parse_args()
     print(f"parse the request:      {measure(parse, args.n, args.repeat):6.2f} us")
     print(f"parse, check, respond:  {measure(handle, args.n, args.repeat):6.2f} us")
+    if args.loop == "uvloop":
+        import uvloop
+
+        run: Any = uvloop.run
+    else:
+        run = asyncio.run
+    for face in args.faces.split(","):
+        if face in ("cb", "co"):
+            micros = run(open_connections(face, args.connections, args.repeat))
+            print(f"open a connection, {face}: {micros:6.2f} us")
 
 
 if __name__ == "__main__":

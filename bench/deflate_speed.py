@@ -1,0 +1,87 @@
+"""zlib's cost per message at the settings permessage-deflate can use.
+
+``python bench/deflate_speed.py`` compresses a stream of messages as a
+permessage-deflate sender with context takeover does (``compress`` then a sync
+flush, RFC 7692 §7.2.1), for each compression level and window size given,
+and reports CPU microseconds per message (best of ``--repeat``) and the
+compressed size as a fraction of the original. Payloads: ``words``, the
+benchmark's (``_common.payload``: words from a 512-word vocabulary), and
+``json``, a list of small order-like records.
+
+It explains the permessage-deflate rows of ``run.py``: wsjet's server asks for
+12-bit windows both ways by default (``DeflateOptions.server_default()``, for
+memory), aiohttp uses 15-bit windows at level 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _common import payload
+
+
+def json_payload(size: int) -> bytes:
+    """Order-like JSON records, cut to ``size`` bytes."""
+    rng = random.Random(size)
+    records: list[dict[str, object]] = []
+    text = b""
+    while len(text) < size:
+        records.extend(
+            {
+                "id": rng.randrange(10**6),
+                "user": rng.choice(["alice", "bob", "carol", "dave"]),
+                "price": round(rng.random() * 1000, 2),
+                "side": rng.choice(["buy", "sell"]),
+                "ts": 1_700_000_000 + rng.randrange(10**5),
+            }
+            for _ in range(64)
+        )
+        text = json.dumps(records).encode()
+    return text[:size]
+
+
+def per_message(messages: list[bytes], level: int, bits: int, repeat: int) -> tuple[float, float]:
+    """(best CPU microseconds per message, compressed size / original size)."""
+    count = max(4, (4 << 20) // len(messages[0]))
+    best = float("inf")
+    for _ in range(repeat):
+        deflater = zlib.compressobj(level, zlib.DEFLATED, -bits, 5)
+        out = 0
+        start = time.process_time()
+        for i in range(count):
+            out += len(deflater.compress(messages[i % len(messages)]))
+            out += len(deflater.flush(zlib.Z_SYNC_FLUSH))
+        best = min(best, time.process_time() - start)
+    return best / count * 1e6, out / (count * len(messages[0]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="65536,1048576")
+    parser.add_argument("--levels", default="1,3")
+    parser.add_argument("--bits", default="12,15")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    makers = {"words": payload, "json": json_payload}
+    for kind, make in makers.items():
+        for size in (int(s) for s in args.sizes.split(",")):
+            # Four different messages, so that the window does not simply hold the last one.
+            messages = [make(size + i) for i in range(4)]
+            cells = []
+            for level in (int(x) for x in args.levels.split(",")):
+                for bits in (int(x) for x in args.bits.split(",")):
+                    micros, ratio = per_message(messages, level, bits, args.repeat)
+                    cells.append(f"level {level}, {bits} bits: {micros:8.0f} us {ratio:5.2f}")
+            print(f"{kind:5} {size:>8} B | " + " | ".join(cells), flush=True)
+
+
+if __name__ == "__main__":
+    main()
