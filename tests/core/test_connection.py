@@ -133,6 +133,34 @@ def test_three_length_encodings_round_trip(length: int, header: bytes) -> None:
         assert isinstance(events[-1], PingReceived)
 
 
+@pytest.mark.parametrize("side", [Side.CLIENT, Side.SERVER])
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 1023, 1024, 65535, 65536, 70000])
+def test_frames_sent_match_the_frame_specification(side: Side, length: int) -> None:
+    # The connection packs headers itself (no call into frames.py per frame):
+    # every length encoding, FIN, RSV1, masked or not, must stay byte for byte
+    # what frames.serialize_frame (the specification) makes.
+    payload = bytes(range(256)) * (length // 256) + bytes(range(length % 256))
+    mask = MASK if side is Side.CLIENT else None
+    codec = PerMessageDeflate(is_client=side is Side.CLIENT)
+    conn = Connection(side, mask_key=pinned if side is Side.CLIENT else None, codec=codec)
+    conn.send_binary(payload, fin=False, compress=False)
+    conn.send_continuation(payload, fin=True)
+    conn.send_text(b"x" * length, compress=False)
+    conn.send_ping(payload[:125])
+    expected = [
+        serialize_frame(Opcode.BINARY, payload, fin=False, mask_key=mask),
+        serialize_frame(Opcode.CONT, payload, fin=True, mask_key=mask),
+        serialize_frame(Opcode.TEXT, b"x" * length, mask_key=mask),
+        serialize_frame(Opcode.PING, payload[:125], mask_key=mask),
+    ]
+    assert b"".join(conn.data_to_send()) == b"".join(expected)
+    conn.send_binary(payload, compress=True)
+    compressed = PerMessageDeflate(is_client=side is Side.CLIENT).encode(payload)
+    assert b"".join(conn.data_to_send()) == serialize_frame(
+        Opcode.BINARY, compressed, rsv1=True, mask_key=mask
+    )
+
+
 @pytest.mark.parametrize("feed", FEEDERS)
 def test_masked_round_trip_client_to_server(feed: Feeder) -> None:
     client = Connection(Side.CLIENT)
