@@ -310,10 +310,10 @@ class _Reader(abc.ABC, Generic[_M]):
             raise RuntimeError("message already complete: further bytes belong to the caller")
         if self._state == _FAILED:
             raise RuntimeError("the reader failed earlier and cannot be fed")
-        whole = not self._buf and not self._got_start_line
+        first_read = not self._buf
         self._buf += data
         try:
-            if whole:
+            if first_read:
                 # Usually the whole header block comes in the first read.
                 message = self._head_at_once()
                 if message is not None:
