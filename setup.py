@@ -103,6 +103,7 @@ class OptionalBuildExt(build_ext):
 #: Modules compiled by Cython from their own .py source ("pure Python mode",
 #: typed by the .pxd beside each). Keep in step with wsjet.core.COMPILED_MODULES.
 CYTHON_MODULES = [
+    "wsjet.broadcast",
     "wsjet.core.connection",
     "wsjet.core.events",
     "wsjet.stream.buffer",

@@ -15,6 +15,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# First: importing the core reads WSJET_NO_EXTENSIONS and, when it is set,
+# installs the import hook that loads the compiled modules from their source.
+# It must be in place before any of them (wsjet.broadcast, wsjet.engine, ...)
+# is found, whichever name of the package is imported first.
+from . import core as _core  # noqa: F401
+
 __version__ = "0.1.0"
 
 # Public name -> module that defines it.

@@ -45,7 +45,7 @@ import types
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final, Literal, TypeAlias
 
-from .core.connection import State
+from .core.connection import Side, State
 from .core.deflate import PerMessageDeflate
 from .core.frames import CloseCode, Opcode, frame_header, is_valid_close_code
 from .exceptions import InvalidState
@@ -222,6 +222,23 @@ def broadcast_frame(
         How many receivers got it, were skipped, or were closed.
     """
     fixed = None if slow_consumer is None else slow_consumer_policy(slow_consumer)
+    delivered, skipped, closed = _queue_everywhere(connections, opcode, payload, fixed, compress)
+    return BroadcastResult(delivered, skipped, closed)
+
+
+def _queue_everywhere(
+    connections: Iterable[Receiver],
+    opcode: int,
+    payload: bytes,
+    fixed: SlowConsumerPolicy | None,
+    compress: bool | None,
+) -> tuple[int, int, int]:
+    """Queue the message for each receiver: how many got it, were skipped, were closed.
+
+    The loop over every receiver of every broadcast, compiled (broadcast.pxd):
+    what it reads of each connection are C fields of the engine and the
+    connection.
+    """
     plain = frame_header(opcode, len(payload)) + payload
     size = len(payload)
     may_compress = compress is not False
@@ -230,10 +247,11 @@ def broadcast_frame(
     # Most broadcasts go to the connections of one server: remember its policy.
     last_server: object = None
     policy = _DEFAULT_POLICY if fixed is None else fixed
-    max_buffer = policy.max_buffer
-    # Receivers with frames queued but not written yet (and how many bytes), per loop.
-    queued: dict[WebSocketCommonProtocol, int] | None = None
-    queued_loop: asyncio.AbstractEventLoop | None = None
+    # Bounds past sys.maxsize mean no bound: the compiled loop compares C integers.
+    max_buffer = min(policy.max_buffer, sys.maxsize)
+    # Receivers with frames queued but not written yet, per event loop.
+    pending: dict[WebSocketCommonProtocol, None] | None = None
+    pending_loop: asyncio.AbstractEventLoop | None = None
     for receiver in connections:
         protocol = receiver if isinstance(receiver, WebSocketCommonProtocol) else receiver._protocol
         connection = protocol.connection
@@ -246,50 +264,53 @@ def broadcast_frame(
             if server is not last_server:
                 last_server = server
                 policy = getattr(server, "slow_consumer", None) or _DEFAULT_POLICY
-                max_buffer = policy.max_buffer
+                max_buffer = min(policy.max_buffer, sys.maxsize)
         frame = plain
+        is_client = connection.side is Side.CLIENT
         codec = connection.codec
-        if codec is not None and may_compress:
-            if protocol.is_client:
-                pass  # framed by _send_one below
-            elif (
-                type(codec) is PerMessageDeflate
-                and codec.local_no_context_takeover
-                and size >= connection.compression_threshold
-            ):
-                bits = max(codec.local_max_window_bits, 9)  # what the codec itself uses
-                key = (bits, codec.compress_level, codec.mem_level)
-                shared = compressed.get(key)
-                if shared is None:
-                    shared = compressed[key] = _compress(opcode, payload, key)
-                frame = shared
-        loop = protocol.loop
-        if loop is not queued_loop:
-            queued_loop = loop
-            queued = _queued.get(loop)
-        backlog = transport.get_write_buffer_size()
-        if queued:
-            backlog += queued.get(protocol, 0)
+        # A client's frames are framed (and compressed) one by one: _send_one.
+        if (
+            codec is not None
+            and may_compress
+            and not is_client
+            and type(codec) is PerMessageDeflate
+            and codec.local_no_context_takeover
+            and size >= connection.compression_threshold
+        ):
+            bits = max(codec.local_max_window_bits, 9)  # what the codec itself uses
+            key = (bits, codec.compress_level, codec.mem_level)
+            shared = compressed.get(key)
+            if shared is None:
+                shared = compressed[key] = _compress(opcode, payload, key)
+            frame = shared
+        # Unsent: what the transport holds, and what waits in the connection
+        # (frames queued by earlier broadcasts of this loop iteration).
+        backlog = transport.get_write_buffer_size() + connection.output_size()
         if backlog + len(frame) > max_buffer:
             if policy.action == "close" and _close_slow(protocol, policy):
                 closed += 1
             else:
                 skipped += 1
             continue
-        if protocol.is_client:
+        if is_client:
             if _send_one(protocol, opcode, payload, compress):
                 delivered += 1
             else:
                 skipped += 1
-        elif connection.send_frame_bytes(frame, opcode=opcode):
-            if queued is None:
-                queued = _queued[loop] = {}
-                loop.call_soon(_flush_queued, loop)
-            queued[protocol] = queued.get(protocol, 0) + len(frame)
+        elif connection.send_frame_bytes(frame, opcode):
+            loop = protocol.loop
+            if loop is not pending_loop:
+                pending_loop = loop
+                pending = _pending.get(loop)
+                if pending is None:
+                    pending = _pending[loop] = {}
+                    loop.call_soon(_flush_pending, loop)
+            assert pending is not None
+            pending[protocol] = None
             delivered += 1
         else:
             skipped += 1
-    return BroadcastResult(delivered, skipped, closed)
+    return delivered, skipped, closed
 
 
 def _compress(opcode: int, payload: bytes, key: tuple[int, int, int]) -> bytes:
@@ -306,13 +327,13 @@ def _compress(opcode: int, payload: bytes, key: tuple[int, int, int]) -> bytes:
     return frame_header(opcode, len(body), rsv1=True) + body
 
 
-# Per event loop, the receivers whose broadcast frames wait for _flush_queued.
-_queued: dict[asyncio.AbstractEventLoop, dict[WebSocketCommonProtocol, int]] = {}
+# Per event loop, the receivers whose broadcast frames wait for _flush_pending.
+_pending: dict[asyncio.AbstractEventLoop, dict[WebSocketCommonProtocol, None]] = {}
 
 
-def _flush_queued(loop: asyncio.AbstractEventLoop) -> None:
+def _flush_pending(loop: asyncio.AbstractEventLoop) -> None:
     """Write the frames the broadcasts of the last loop iteration queued."""
-    for protocol in _queued.pop(loop, {}):
+    for protocol in _pending.pop(loop, {}):
         if not protocol._lost:
             protocol._flush()
 
@@ -330,9 +351,6 @@ def _close_slow(protocol: WebSocketCommonProtocol, policy: SlowConsumerPolicy) -
     )
     connection.send_close(policy.close_code, policy.reason)
     protocol._flush()
-    queued = _queued.get(protocol.loop)
-    if queued is not None:
-        queued.pop(protocol, None)
     return True
 
 

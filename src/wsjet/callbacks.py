@@ -292,6 +292,8 @@ from .server import Server, WebSocketServerProtocol, serve, unix_serve  # noqa: 
 class _CallbackServerProtocol(WebSocketServerProtocol):
     """A server connection whose incoming messages and control frames go to a Client."""
 
+    __slots__ = ("client",)  # see WebSocketCommonProtocol.__slots__
+
     def __init__(self, *args: Any, read_limit: int = DEFAULT_READ_LIMIT, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         #: The callback face's handle on this connection; ``None`` once the connection is

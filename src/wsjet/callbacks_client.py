@@ -29,7 +29,7 @@ from .core.http import Headers
 from .delivery import MessageCallback, MessageDelivery
 from .engine import _PAUSED_BY_SINK
 from .exceptions import ConnectionClosed
-from .protocol import WebSocketCommonProtocol
+from .protocol import WebSocketCommonProtocol, _dict_and_weakref_slots
 from .stream.reader import DEFAULT_READ_LIMIT, FlowControl, WebSocketReader
 from .stream.writer import WebSocketWriter
 
@@ -128,6 +128,23 @@ class Client(MessageDelivery):
         port: the peer's port.
         writer: sends messages to the peer.
     """
+
+    # In slots, not an instance dict (see WebSocketCommonProtocol.__slots__);
+    # an instance dict stays for application attributes.
+    __slots__ = (
+        *_dict_and_weakref_slots(MessageDelivery),
+        "addr",
+        "port",
+        "writer",
+        "_protocol",
+        "_on_closed",
+        "_on_error",
+        "_on_ping",
+        "_on_pong",
+        "_tasks",
+        "_leave",
+        "_lost_waiter",
+    )
 
     def __init__(
         self, protocol: WebSocketCommonProtocol, *, read_limit: int = DEFAULT_READ_LIMIT

@@ -49,6 +49,20 @@ class WebSocketClientProtocol(WebSocketCommonProtocol):
 
     is_client = True
 
+    # See WebSocketCommonProtocol.__slots__.
+    __slots__ = (
+        "_http_limits",
+        "_reader",
+        "_response_waiter",
+        "available_subprotocols",
+        "compression",
+        "extra_headers",
+        "origin",
+        "request",
+        "response",
+        "user_agent_header",
+    )
+
     def __init__(
         self,
         *,

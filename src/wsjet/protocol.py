@@ -47,6 +47,16 @@ _OK_CODES: Final = frozenset(
 )
 
 
+def _dict_and_weakref_slots(base: type) -> tuple[str, ...]:
+    """The ``__slots__`` entries giving a subclass of ``base`` an instance dict and weakrefs.
+
+    The compiled bases (``Engine``, ``MessageDelivery``) have neither; their
+    pure-Python twins have both, and Python refuses to declare them twice.
+    """
+    wanted = (("__dict__", base.__dictoffset__), ("__weakref__", base.__weakrefoffset__))
+    return tuple(name for name, offset in wanted if not offset)
+
+
 class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
     """A WebSocket connection, once its opening handshake is done.
 
@@ -78,6 +88,34 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
     """
 
     is_client: bool = False
+
+    # The attributes every connection sets, in slots rather than an instance
+    # dict: a dict of some 40 entries took 1.5 KiB per connection and most of
+    # the cost of making the protocol object. An instance dict stays, empty
+    # until used, for subclasses and applications (``ws.user = ...``), and so
+    # do weak references. Attributes the engine uses per message are C fields
+    # of Engine (engine.pxd), not slots.
+    __slots__ = (
+        *_dict_and_weakref_slots(Engine),
+        "ping_interval",
+        "ping_timeout",
+        "max_size",
+        "write_limit",
+        "max_fragments",
+        "compression_threshold",
+        "path",
+        "request_headers",
+        "response_headers",
+        "subprotocol",
+        "latency",
+        "_closed",
+        "_keepalive_timer",
+        "_pong_timer",
+        "_drain_waiters",
+        "_pings",
+        "_early_data",
+        "_subscriptions",
+    )
 
     def __init__(
         self,

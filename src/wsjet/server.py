@@ -81,6 +81,29 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
 
     is_client = False
 
+    # See WebSocketCommonProtocol.__slots__.
+    __slots__ = (
+        "_codec",
+        "_http_limits",
+        "_open_timer",
+        "_process_request_hook",
+        "_process_response_hook",
+        "_reader",
+        "_select_subprotocol_hook",
+        "available_subprotocols",
+        "compression",
+        "extra_headers",
+        "handler",
+        "handler_task",
+        "open_timeout",
+        "origins",
+        "request",
+        "response",
+        "server",
+        "server_header",
+        "username",
+    )
+
     def __init__(
         self,
         handler: Handler | None,
@@ -118,6 +141,8 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         # Dropped once the request is complete: a connection lives on without it.
         self._reader: RequestReader | None = RequestReader(self._http_limits)
         self._open_timer: asyncio.TimerHandle | None = None
+        # The codec negotiated by the handshake, for the connection it opens.
+        self._codec: Any = None
         self.handler_task: asyncio.Task[None] | None = None
 
     # --- handshake ----------------------------------------------------------------------
@@ -278,8 +303,6 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
             self.subprotocol = subprotocol
             self._codec = codec
         return response
-
-    _codec: Any = None
 
     async def _run(self, request: Request) -> None:
         self.path = request.path

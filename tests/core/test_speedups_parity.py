@@ -291,6 +291,22 @@ def test_no_extensions_forces_pure_python() -> None:
     assert run_probe(no_extensions=True) == "False False True False True"
 
 
+@pytest.mark.parametrize("first", sorted(wsjet.core.COMPILED_MODULES))
+def test_no_extensions_holds_whichever_module_is_imported_first(first: str) -> None:
+    # Found before wsjet.core had read WSJET_NO_EXTENSIONS, a compiled module
+    # used to load as C and fail on the pure-Python classes it derives from.
+    probe = (
+        f"import importlib; module = importlib.import_module({first!r}); "
+        "import wsjet; print(module.__file__.endswith('.py'), wsjet.speedups_enabled())"
+    )
+    env = {**os.environ, "WSJET_NO_EXTENSIONS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "False"]
+
+
 # extract_payload: the parser's one-call unmasking of a payload in its buffer.
 
 

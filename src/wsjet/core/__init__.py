@@ -25,6 +25,7 @@ __all__ = ["COMPILED_MODULES", "NO_EXTENSIONS", "speedups_enabled"]
 #: Modules that setup.py compiles with Cython from their own source.
 COMPILED_MODULES = frozenset(
     {
+        "wsjet.broadcast",
         "wsjet.core.connection",
         "wsjet.core.events",
         "wsjet.delivery",

@@ -77,6 +77,8 @@ cdef class Connection:
     cpdef Py_ssize_t output_size(self)
     cpdef bint close_expected(self)
     cpdef bint wants_eof(self)
+    # wsjet.broadcast calls it once per receiver.
+    cpdef bint send_frame_bytes(self, object data, int opcode) except -1
 
     cdef _send_data(self, int opcode, object data, bint fin, object compress)
     @cython.locals(length=Py_ssize_t, first=int, second=int)

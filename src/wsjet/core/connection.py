@@ -342,7 +342,7 @@ class Connection:
             raise InvalidState("no fragmented message in progress")
         self._send_data(_CONT, data, fin, self._out_msg)
 
-    def send_frame_bytes(self, data: bytes, *, opcode: int) -> bool:
+    def send_frame_bytes(self, data: bytes, opcode: int) -> bool:
         """Queue a whole data frame serialized elsewhere, e.g. once for many receivers.
 
         The frame must be a server's (unmasked), final (FIN set) TEXT or BINARY
