@@ -181,10 +181,16 @@ def parser_figures(size: int, reps: int) -> dict[str, Any]:
         block = build(kind, size, lines=7)
         cost = _cpu_per_call(lambda block=block: server_path(block), max(reps // 5, 3))
         block_ms[kind] = cost * 1000
-    drip_ms = {}
-    for n in (size // 4, size // 2, size):
-        data = build("Extensions params", n)
-        drip_ms[n] = _cpu_per_call(lambda data=data: dripped_path(data), max(reps // 10, 3)) * 1000
+    # The three sizes in turns, three rounds, best of each, as above: measured one
+    # after the other, a burst of load during the last two alone made linear
+    # parsing look superlinear (1.5, 5.2, 10.4 ms where a quiet run gives 1.4,
+    # 2.7, 5.4).
+    drips = {n: build("Extensions params", n) for n in (size // 4, size // 2, size)}
+    drip_ms = dict.fromkeys(drips, float("inf"))
+    for _ in range(3):
+        for n, data in drips.items():
+            cost = _cpu_per_call(lambda data=data: dripped_path(data), max(reps // 10, 3))
+            drip_ms[n] = min(drip_ms[n], cost * 1000)
     every = {f"{k} ({size} B)": v for k, v in parser_ms.items()}
     every.update({f"{k} ({half} B)": v for k, v in half_ms.items()})
     worst = max(every, key=lambda k: every[k])
@@ -290,7 +296,10 @@ def check(r: dict[str, Any]) -> list[str]:
         failures.append(f"superlinear parsing: {bad}")
     drip = {int(k): v for k, v in r["parser_dripped_ms"].items()}
     sizes = sorted(drip)
-    if drip[sizes[-1]] > 4 * drip[sizes[0]] * 1.5:
+    # 4x the size: 4x the cost when linear, 16x when quadratic. The slack (2.5x,
+    # as the parser's 2.0 above) absorbs a CPU shared with other processes:
+    # under a full test run, 4x the size has measured up to 6.4x the cost.
+    if drip[sizes[-1]] > 4 * drip[sizes[0]] * 2.5:
         failures.append(f"dripped parsing is superlinear: {drip}")
     return failures
 
