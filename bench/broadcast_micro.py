@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from engine_micro import REQUEST, FakeTransport, connection_factory
+from engine_micro import close_all, connection_factory, loop_runner, open_many
 
 import wsjet
 
@@ -34,16 +34,7 @@ MESSAGE = b"x" * 100
 async def per_receiver(face: str, receivers: int, broadcasts: int, repeat: int) -> float:
     """Best microseconds of CPU per receiver and broadcast, over ``repeat`` runs."""
     factory, close = await connection_factory(face)
-    opened = []
-    for i in range(receivers):
-        protocol, transport = factory(), FakeTransport()
-        protocol.connection_made(transport)
-        protocol.data_received(REQUEST)
-        opened.append((protocol, transport))
-        if i % 100 == 99:
-            await asyncio.sleep(0)
-    for _ in range(10):
-        await asyncio.sleep(0)
+    opened = await open_many(factory, receivers)
     targets: list[Any] = [p.client if face == "cb" else p for p, _ in opened]
     best = float("inf")
     for _ in range(repeat + 1):  # the first one warms up
@@ -56,13 +47,8 @@ async def per_receiver(face: str, receivers: int, broadcasts: int, repeat: int) 
         if sum(t.writes for _, t in opened) - before != broadcasts * receivers:
             raise RuntimeError("a receiver did not get every broadcast")
         best = min(best, elapsed / broadcasts / receivers * 1e6)
-    for protocol, _ in opened:
-        protocol.connection_lost(None)
-    for _ in range(10):
-        await asyncio.sleep(0)
-    closing = close()
-    if asyncio.iscoroutine(closing):
-        await closing
+    await close_all(opened)
+    await close()
     return best
 
 
@@ -74,12 +60,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     args = parser.parse_args()
-    if args.loop == "uvloop":
-        import uvloop
-
-        run: Any = uvloop.run
-    else:
-        run = asyncio.run
+    run = loop_runner(args.loop)
     print(f"wsjet {wsjet.__version__}, speedups: {wsjet.speedups_enabled()}, loop: {args.loop}")
     for face in args.faces.split(","):
         micros = run(per_receiver(face, args.receivers, args.broadcasts, args.repeat))

@@ -128,6 +128,43 @@ async def connection_factory(face: str) -> tuple[Callable[[], Any], Callable[[],
     return factory, close
 
 
+async def open_many(factory: Callable[[], Any], count: int) -> list[tuple[Any, FakeTransport]]:
+    """Open ``count`` connections made by ``factory`` over fake transports.
+
+    The handshakes' tasks run every 100 connections, as the loop would let
+    them, and once more at the end; the caller checks they completed.
+    """
+    opened = []
+    for i in range(count):
+        protocol, transport = factory(), FakeTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(REQUEST)
+        opened.append((protocol, transport))
+        if i % 100 == 99:
+            for _ in range(4):
+                await asyncio.sleep(0)
+    for _ in range(4):
+        await asyncio.sleep(0)
+    return opened
+
+
+async def close_all(opened: list[tuple[Any, FakeTransport]]) -> None:
+    """Lose the connections of :func:`open_many` and let their tasks end."""
+    for protocol, _ in opened:
+        protocol.connection_lost(None)
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+def loop_runner(name: str) -> Callable[[Any], Any]:
+    """``asyncio.run`` or ``uvloop.run``."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.run  # type: ignore[no-any-return]
+    return asyncio.run
+
+
 async def open_connection(face: str) -> tuple[Any, FakeTransport, Callable[[], Any]]:
     """A wsjet server connection, handshake done, on a fake transport."""
     factory, close = await connection_factory(face)
@@ -232,12 +269,7 @@ def main() -> None:
         " or as bytes (data_received)",
     )
     args = parser.parse_args()
-    if args.loop == "uvloop":
-        import uvloop
-
-        runner: Callable[[Any], Any] = uvloop.run
-    else:
-        runner = asyncio.run
+    runner = loop_runner(args.loop)
     for face in args.faces.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
             micros, report = runner(

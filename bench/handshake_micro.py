@@ -21,19 +21,17 @@ The event loop's I/O, the kernel and the client are not included:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import sys
 import time
-from typing import Any
 
 from wsjet.core import handshake
 from wsjet.core.http import RequestReader
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from engine_micro import FakeTransport, connection_factory
+from engine_micro import close_all, connection_factory, loop_runner, open_many
 
 REQUEST = (
     b"GET /chat HTTP/1.1\r\n"
@@ -75,33 +73,17 @@ def measure(step: object, n: int, repeat: int) -> float:
 async def open_connections(face: str, count: int, repeat: int) -> float:
     """Median microseconds of CPU per connection opened, over ``repeat`` batches."""
     factory, close = await connection_factory(face)
-    sleep = asyncio.sleep
     results = []
     for batch in range(repeat + 1):  # the first one warms up
-        opened: list[tuple[Any, FakeTransport]] = []
         start = time.process_time()
-        for i in range(count):
-            protocol, transport = factory(), FakeTransport()
-            protocol.connection_made(transport)
-            protocol.data_received(REQUEST)
-            opened.append((protocol, transport))
-            if i % 100 == 99:  # let the handshakes' tasks run, as the loop would
-                for _ in range(4):
-                    await sleep(0)
-        for _ in range(4):
-            await sleep(0)
+        opened = await open_many(factory, count)
         elapsed = time.process_time() - start
         if any(transport.writes != 1 for _, transport in opened):
             raise RuntimeError("an opening handshake did not complete")
         if batch:
             results.append(elapsed / count * 1e6)
-        for protocol, _ in opened:
-            protocol.connection_lost(None)
-        for _ in range(10):
-            await sleep(0)
-    closing = close()
-    if asyncio.iscoroutine(closing):
-        await closing
+        await close_all(opened)
+    await close()
     return statistics.median(results)
 
 
@@ -115,12 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"parse the request:      {measure(parse, args.n, args.repeat):6.2f} us")
     print(f"parse, check, respond:  {measure(handle, args.n, args.repeat):6.2f} us")
-    if args.loop == "uvloop":
-        import uvloop
-
-        run: Any = uvloop.run
-    else:
-        run = asyncio.run
+    run = loop_runner(args.loop)
     for face in args.faces.split(","):
         if face in ("cb", "co"):
             micros = run(open_connections(face, args.connections, args.repeat))

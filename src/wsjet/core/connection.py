@@ -472,8 +472,6 @@ class Connection:
             header = _PACK_LONG_HEADER(first, second | 127, length)
         if mask_key is not None:
             header += mask_key
-        self._output_size += len(header) + length
-        if mask_key is not None:
             self._output.append(mask_frame(header, data, mask_key))
         elif length < 1024:
             # Small frames: one buffer is cheaper than two writes.
@@ -482,6 +480,7 @@ class Connection:
             self._output.append(header)
             # A mutable buffer could change before the transport sends it.
             self._output.append(data if isinstance(data, bytes) else bytes(data))
+        self._output_size += len(header) + length
 
     def _log_frame(
         self,
