@@ -87,6 +87,8 @@ class WebSocketServer:
         # ``clients``, which is never changed: a copy is made only when the set
         # changed since (so joining and leaving cost O(1), not a copy each).
         self._clients: dict[tuple[str, int], Client] = {}
+        # One bound method for every client to leave by (not one made per connection).
+        self._leave = self._remove
         self._clients_view: dict[tuple[str, int], Client] | None = None
         self._on_connection: ClientCallback | None = None
         self._on_disconnection: ClientCallback | None = None
@@ -261,7 +263,7 @@ class WebSocketServer:
         else:
             if client.open:
                 joined = True
-                client._leave = self._remove
+                client._leave = self._leave
                 self._clients[client.addr, client.port] = client
                 self._clients_view = None
         client._start()

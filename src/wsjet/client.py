@@ -75,7 +75,9 @@ class WebSocketClientProtocol(WebSocketCommonProtocol):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.available_subprotocols = list(subprotocols or ())
+        # A tuple: the empty one is shared, and a tuple of strings is left out of
+        # garbage collections.
+        self.available_subprotocols = tuple(subprotocols or ())
         self.extra_headers = extra_headers
         self.origin = origin
         self.user_agent_header = user_agent_header

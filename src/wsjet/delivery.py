@@ -135,17 +135,23 @@ class MessageDelivery:
             coro = callback(reader)
             yielded = context.run(coro.send, None)
         except StopIteration:
-            reader.discard()
-            return True
+            # It returned without waiting: the common case. The clause stays
+            # empty (the code after the try statement finishes the job): compiled,
+            # Cython then only clears the exception, where a clause with code in
+            # it would first build a traceback and a StopIteration, per message.
+            pass
         except Exception as exc:
             reader.discard()
             self._callback_failed(exc, "message")
             return True
-        self._current = reader
-        task = self._resume_in_task(coro, yielded, context)
-        self._task = task
-        task.add_done_callback(self._message_done)
-        return False
+        else:
+            self._current = reader
+            task = self._resume_in_task(coro, yielded, context)
+            self._task = task
+            task.add_done_callback(self._message_done)
+            return False
+        reader.discard()
+        return True
 
     def _message_done(self, task: asyncio.Task[Any]) -> None:
         self._task = None

@@ -22,6 +22,7 @@ cdef class Engine:
     cdef public double close_timeout
     cdef public bint _lost
     cdef public double _last_data
+    cdef public bint _awaiting_pong
     cdef public int _paused_reading
     cdef public bint _writing_paused
     cdef public bint _corked

@@ -91,6 +91,7 @@ class Engine:
         close_timeout: float
         _lost: bool
         _last_data: float
+        _awaiting_pong: bool
         _paused_reading: int
         _writing_paused: bool
         _corked: bool
@@ -99,8 +100,8 @@ class Engine:
         _close_timer: asyncio.TimerHandle | None
         _sink: Callable[[DataReceived], None]
         _messages: collections.deque[Data] | None
-        _pieces: list[Data]
-        _small: list[Data]
+        _pieces: list[Data] | None
+        _small: list[Data] | None
         _recv_waiter: asyncio.Future[Data] | None
         _writelines_joins: bool
         _read_buffer: bytearray | None
@@ -185,7 +186,10 @@ class Engine:
 
     def buffer_updated(self, nbytes: int) -> None:
         """asyncio callback (``BufferedProtocol``): ``nbytes`` were read into the buffer."""
-        self._last_data = self.loop.time()
+        if self._awaiting_pong:
+            # Only a keepalive waiting for its pong asks when bytes last came
+            # (_ping_timed_out): reading the clock on every read would cost more.
+            self._last_data = self.loop.time()
         connection = self.connection
         buffer = self._read_buffer
         assert buffer is not None  # get_buffer came first
@@ -201,7 +205,8 @@ class Engine:
 
     def data_received(self, data: bytes) -> None:
         """asyncio callback, for transports that hand over ``bytes`` instead."""
-        self._last_data = self.loop.time()
+        if self._awaiting_pong:
+            self._last_data = self.loop.time()
         connection = self.connection
         if connection is None:
             self.receive_handshake_data(data)
@@ -247,25 +252,27 @@ class Engine:
             if event.first:
                 self._pieces = []
                 self._small = []
+            pieces, small = self._pieces, self._small
+            assert pieces is not None and small is not None  # made by the first piece
             if len(data) >= _SMALL_PIECE:
-                if self._small:
-                    self._pieces.append(_join(self._small))
-                    self._small = []
-                self._pieces.append(data)
+                if small:
+                    pieces.append(_join(small))
+                    small = self._small = []
+                pieces.append(data)
             else:
                 # Tiny frames (or tiny reads) are merged as they come: a message of
                 # 131,072 one-byte frames must not keep 131,072 objects.
-                self._small.append(data)
-                if len(self._small) >= _SMALL_BATCH:
-                    self._pieces.append(_join(self._small))
-                    self._small = []
+                small.append(data)
+                if len(small) >= _SMALL_BATCH:
+                    pieces.append(_join(small))
+                    small = self._small = []
             if not event.fin:
                 return
-            if self._small:
-                self._pieces.append(_join(self._small))
-            message = _join(self._pieces)
-            self._pieces = []
-            self._small = []
+            if small:
+                pieces.append(_join(small))
+            message = _join(pieces)
+            # Nothing kept between messages (an idle connection holds no lists).
+            self._pieces = self._small = None
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             # Hand the message straight to the waiting recv(): no queue, no copy.

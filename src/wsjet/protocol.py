@@ -159,13 +159,16 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
         self._close_timer: asyncio.TimerHandle | None = None
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
-        self._last_data = 0.0  # loop.time() of the last bytes received
+        self._last_data = 0.0  # loop.time() of the last bytes received, ...
+        self._awaiting_pong = False  # ... kept while a keepalive ping waits for its pong
         self._paused_reading = 0
         self._writing_paused = False
         self._corked = False  # see Engine._process
         self._eof_written = False
         self._logged_failure = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        # Made when a send first waits for the buffer to drain: every container an
+        # idle connection holds is one more object for each garbage collection.
+        self._drain_waiters: list[asyncio.Future[None]] | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._fragment_lock: asyncio.Lock | None = None  # made by the first fragmented send
         self._sending_fragments = False
@@ -176,8 +179,9 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
         # to a waiting recv().
         self._messages: collections.deque[Data] | None = None
         # The message being assembled: large pieces, and small ones merged in batches.
-        self._pieces: list[Data] = []
-        self._small: list[Data] = []
+        # A message in several frames gathers its pieces here; None in between.
+        self._pieces: list[Data] | None = None
+        self._small: list[Data] | None = None
         self._recv_waiter: asyncio.Future[Data] | None = None
         self._writelines_joins = False  # set by connection_made
         # Bytes that arrive between the handshake and the opening of the connection
@@ -522,9 +526,11 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
             return
         waiter = self.ping()
         if self.ping_timeout is not None:
+            self._awaiting_pong = True
             self._pong_timer = self.loop.call_later(self.ping_timeout, self._ping_timed_out)
 
         def pong_arrived(_: Any) -> None:
+            self._awaiting_pong = False
             if self._pong_timer is not None:
                 self._pong_timer.cancel()
                 self._pong_timer = None
@@ -575,15 +581,17 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
             self.connection.defer_pongs = False
             self.connection.flush_pong()
             self._flush()
-        for waiter in self._drain_waiters:
+        waiters, self._drain_waiters = self._drain_waiters, None
+        for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
-        self._drain_waiters.clear()
 
     async def _drain(self) -> None:
         if self._lost:
             raise self._closed_error()
         waiter: asyncio.Future[None] = self.loop.create_future()
+        if self._drain_waiters is None:
+            self._drain_waiters = []
         self._drain_waiters.append(waiter)
         await waiter
 
@@ -645,11 +653,11 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
                 waiter.set_exception(error)
                 waiter.exception()  # a ping nobody awaits must not log a warning
         self._pings.clear()
-        for drain in self._drain_waiters:
+        drains, self._drain_waiters = self._drain_waiters, None
+        for drain in drains or ():
             if not drain.done():
                 drain.set_exception(error)
                 drain.exception()
-        self._drain_waiters.clear()
 
     def on_connection_lost(self) -> None:
         """TCP is closed and every waiter woken. Overridable hook."""

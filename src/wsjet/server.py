@@ -126,7 +126,9 @@ class WebSocketServerProtocol(WebSocketCommonProtocol):
         self.server = server
         self.origins = _check_origins(origins)
         self._select_subprotocol_hook = select_subprotocol
-        self.available_subprotocols = list(subprotocols or ())
+        # A tuple: the empty one is shared, and a tuple of strings is left out of
+        # garbage collections.
+        self.available_subprotocols = tuple(subprotocols or ())
         self.extra_headers = extra_headers
         self.compression = compression
         self.server_header = server_header

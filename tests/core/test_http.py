@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -98,6 +99,22 @@ def test_headers_case_insensitive_multi_dict() -> None:
     assert 42 not in headers
     with pytest.raises(KeyError):
         headers["Missing"]
+
+
+def test_headers_of_single_values_add_nothing_to_garbage_collections() -> None:
+    # Every connection keeps its request's and response's headers: once looked
+    # up, headers whose names each appear once must hold no object the garbage
+    # collector tracks besides the list of fields (each collection walks them).
+    headers = Headers([("Host", "example.com"), ("Upgrade", "websocket"), ("X-Twice", "1")])
+    assert headers.get("host") == "example.com"
+    index = headers._index
+    assert index is not None and not gc.is_tracked(index)
+    # A name given twice gets a list of its values, and lookups still agree.
+    headers.add("x-twice", "2")
+    assert headers.get_all("X-TWICE") == ["1", "2"] and headers["x-twice"] == "1"
+    assert headers.get_all("Upgrade") == ["websocket"]
+    headers.get_all("X-Twice").append("3")  # a copy: the index is not changed
+    assert headers.get_all("X-Twice") == ["1", "2"]
 
 
 def test_headers_lookups_follow_every_change() -> None:

@@ -72,10 +72,13 @@ class Headers:
     ) -> None:
         # (lower-cased name, name as given, value)
         self._items: list[tuple[str, str, str]] = []
-        # Lower-cased name -> its values, made by the first lookup and dropped by
-        # any change: a handshake looks up about ten names, which would otherwise
-        # be ten scans of every field.
-        self._index: dict[str, list[str]] | None = None
+        # Lower-cased name -> its value, or its values when it has several; made
+        # by the first lookup and dropped by any change: a handshake looks up
+        # about ten names, which would otherwise be ten scans of every field.
+        # A lone value stays a str, not a list of one: strings are not tracked
+        # by the garbage collector, and neither is a dict holding only strings,
+        # so the headers every connection keeps add nothing to its collections.
+        self._index: dict[str, str | list[str]] | None = None
         if pairs is None:
             return
         source = pairs.items() if isinstance(pairs, Headers | Mapping) else pairs
@@ -109,23 +112,25 @@ class Headers:
         self._items.append((name.lower(), name, value))
         self._index = None
 
-    def _lookup(self) -> dict[str, list[str]]:
+    def _lookup(self) -> dict[str, str | list[str]]:
         index = self._index
         if index is None:
             index = self._index = {}
             for key, _, value in self._items:
-                values = index.get(key)
-                if values is None:
-                    index[key] = [value]
+                found = index.get(key)
+                if found is None:
+                    index[key] = value
+                elif isinstance(found, str):
+                    index[key] = [found, value]
                 else:
-                    values.append(value)
+                    found.append(value)
         return index
 
     def __getitem__(self, name: str) -> str:
-        values = self._lookup().get(name.lower())
-        if values is None:
+        found = self._lookup().get(name.lower())
+        if found is None:
             raise KeyError(name)
-        return values[0]
+        return found if isinstance(found, str) else found[0]
 
     @overload
     def get(self, name: str) -> str | None: ...
@@ -142,8 +147,10 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Return every value of ``name``, in order (an empty list when absent)."""
-        values = self._lookup().get(name.lower())
-        return [] if values is None else values.copy()
+        found = self._lookup().get(name.lower())
+        if found is None:
+            return []
+        return [found] if isinstance(found, str) else found.copy()
 
     def __setitem__(self, name: str, value: str) -> None:
         """Replace all values of ``name`` by ``value``, at the first one's place."""
