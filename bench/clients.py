@@ -14,7 +14,10 @@ Workloads:
   on each), then every connection closes.
 - ``fanout`` (picows only): ``--count`` connections; one message on the first
   makes the server send 100 bytes to all; once all got it, again. Prints
-  the number of broadcasts like ``echo`` prints messages.
+  the number of broadcasts like ``echo`` prints messages. With
+  ``--compression deflate`` the clients offer permessage-deflate and decode
+  every compressed frame themselves (picows leaves compression to the
+  application), and check every message.
 
 Libraries: ``picows`` (callback API), ``wsjet`` / ``websockets`` / ``aiohttp``
 (coroutine APIs), ``raw`` (pre-built masked frames over plain TCP, for the
@@ -28,12 +31,14 @@ import asyncio
 import os
 import sys
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import (
+    FANOUT_SIZE,
     MAX_SIZE,
     Clock,
     client_frame,
@@ -280,27 +285,63 @@ async def connections_picows(url: str, args: argparse.Namespace) -> None:
     await close(listeners)
 
 
+class Inflater:
+    """permessage-deflate on the receiving side (RFC 7692 §7.2.2), for the picows client.
+
+    picows hands over frames with their RSV1 bit and leaves compression to the
+    application. One per connection: without ``server_no_context_takeover``
+    a message may refer back to the earlier ones, so the window is kept; a
+    server that resets its compressor per message sends data that decodes
+    the same way.
+    """
+
+    def __init__(self) -> None:
+        self.zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+
+    def inflate(self, data: bytes) -> bytes:
+        # The sender removed the empty stored block's 00 00 ff ff (§7.2.1): put it back.
+        out = self.zlib.decompress(data + b"\x00\x00\xff\xff")
+        if self.zlib.eof:  # the message ended with a final block: a new stream follows
+            self.zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+        return out
+
+
 async def fanout_picows(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The ``fanout`` workload; with ``--compression deflate`` every frame is decoded."""
     from picows import WSFrame, WSListener, WSMsgType, WSTransport
 
     loop = asyncio.get_running_loop()
-    state: dict[str, Any] = {"received": 0, "done": None}
+    deflate = args.compression == "deflate"
+    expected = payload(FANOUT_SIZE)
+    state: dict[str, Any] = {"received": 0, "done": None, "compressed": 0, "wire": 0}
 
     class Receiver(WSListener):  # type: ignore[misc]
         def on_ws_connected(self, transport: WSTransport) -> None:
             self.transport = transport
+            self.inflater = Inflater() if deflate else None
 
         def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-            if frame.msg_type is WSMsgType.BINARY:
-                state["received"] += 1
-                if state["received"] == args.count:
-                    state["done"].set_result(None)
+            if frame.msg_type is not WSMsgType.BINARY:
+                return
+            state["wire"] += frame.payload_size
+            if frame.rsv1:
+                if self.inflater is None:
+                    raise RuntimeError("a compressed frame without permessage-deflate")
+                state["compressed"] += 1
+                data = self.inflater.inflate(frame.get_payload_as_bytes())
+            else:
+                data = frame.get_payload_as_bytes()
+            if data != expected:
+                raise RuntimeError(f"broadcast of {len(expected)} bytes came as {len(data)}")
+            state["received"] += 1
+            if state["received"] == args.count:
+                state["done"].set_result(None)
 
     gate = asyncio.Semaphore(args.concurrency)
 
     async def one() -> Any:
         async with gate:
-            return await picows_connect(url, Receiver)
+            return await picows_connect(url, Receiver, deflate)
 
     listeners = list(await asyncio.gather(*(one() for _ in range(args.count))))
     await asyncio.sleep(0.5)  # let the server finish registering everyone
@@ -318,13 +359,22 @@ async def fanout_picows(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 return n
 
     await broadcasts(Clock(args.warmup))
+    state["compressed"] = state["wire"] = 0
     cpu = CpuMeter(args.server_pid)
     clock = Clock(args.duration, args.slice)
     count = await broadcasts(clock)
     used = cpu.used()
     for listener in listeners:
         picows_close(listener.transport)
-    return {"cpu": used, **clock.result(count)}
+    messages = count * args.count
+    return {
+        "cpu": used,
+        # What went over the wire: the share of compressed messages, and payload
+        # bytes per message (100 uncompressed).
+        "compressed": state["compressed"] / messages,
+        "wire_bytes": state["wire"] / messages,
+        **clock.result(count),
+    }
 
 
 # --- raw TCP --------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ fake transport, then feeds it masked client frames one at a time and counts
 the echoes it writes. It reports CPU microseconds per message: the engine's own
 cost, free of the kernel, the event loop's I/O and the other process that
 make ``run.py``'s numbers noisy. With ``--profile`` it prints where that time
-goes (cProfile, own time per function).
+goes (cProfile, own time per function). With ``--pipeline N`` each read
+carries N messages back to back, as from a peer that sends many before
+reading: the coroutine face's handler then answers them all in one turn.
 
 Use it to iterate on ``wsjet.protocol`` / ``wsjet.core.connection``: a change
 that makes these numbers smaller makes ``run.py``'s server numbers larger.
@@ -180,10 +182,18 @@ async def open_connection(face: str) -> tuple[Any, FakeTransport, Callable[[], A
 
 
 async def measure(
-    face: str, size: int, seconds: float, repeat: int, chunk: int, profile: bool, buffered: bool
+    face: str,
+    size: int,
+    seconds: float,
+    repeat: int,
+    chunk: int,
+    profile: bool,
+    buffered: bool,
+    pipeline: int = 1,
 ) -> tuple[float, str]:
     protocol, transport, close = await open_connection(face)
-    frame = client_frame(payload(size))
+    # A pipelining peer's frames arrive back to back: `pipeline` of them per round.
+    frame = client_frame(payload(size)) * pipeline
     # TCP hands a large frame over in pieces: feed it the same way.
     pieces = [frame[i : i + chunk] for i in range(0, len(frame), chunk)]
     if buffered:
@@ -212,7 +222,6 @@ async def measure(
                 await sleep(0)
 
     await run(1000)  # warm-up
-    before = transport.writes
     n = 1000
     while True:  # calibrate: about `seconds` of work
         start = time.process_time()
@@ -225,7 +234,7 @@ async def measure(
     best = float("inf")
     profiler = cProfile.Profile() if profile else None
     for _ in range(1 if profile else repeat):  # best of `repeat`: noise only adds time
-        before = transport.writes
+        before = transport.written
         if profiler is not None:
             profiler.enable()
         # CPU time, not wall time: on a busy machine, time spent descheduled
@@ -235,8 +244,10 @@ async def measure(
         best = min(best, time.process_time() - start)
         if profiler is not None:
             profiler.disable()
-        if transport.writes - before < n:
-            raise RuntimeError(f"{n} messages in, {transport.writes - before} writes out")
+        if transport.written - before < n * pipeline * (size + 2):
+            raise RuntimeError(
+                f"{n * pipeline} messages in, {transport.written - before} bytes out"
+            )
     report = ""
     if profiler is not None:
         out = io.StringIO()
@@ -244,7 +255,7 @@ async def measure(
         text = out.getvalue()
         report = text[text.index("   ncalls") :]
     await close()
-    return best / n * 1e6, report
+    return best / (n * pipeline) * 1e6, report
 
 
 def main() -> None:
@@ -268,6 +279,9 @@ def main() -> None:
         help="hand reads over as the event loop does for wsjet (get_buffer/buffer_updated)"
         " or as bytes (data_received)",
     )
+    parser.add_argument(
+        "--pipeline", type=int, default=1, help="messages per round, sent back to back (1)"
+    )
     args = parser.parse_args()
     runner = loop_runner(args.loop)
     for face in args.faces.split(","):
@@ -281,6 +295,7 @@ def main() -> None:
                     args.chunk,
                     args.profile,
                     args.feed == "buffered",
+                    args.pipeline,
                 )
             )
             print(f"wsjet-{face} {size:>8} B: {micros:8.2f} us/message", flush=True)

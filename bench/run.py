@@ -21,7 +21,9 @@ under test does. The sections:
   and the server's RSS growth per connection, idle and after one message,
   with compression off and on (the client offers permessage-deflate in a
   header; the server decides).
-- ``fanout``: a 100-byte message to 1,000 clients; broadcasts/s.
+- ``fanout``: a 100-byte message to 1,000 clients; broadcasts/s; then the
+  same with permessage-deflate (the picows clients offer it and decode every
+  compressed frame themselves; picows's server: n/a).
 
 Echo workloads run round trips (one message out, its echo back) for
 ``--duration`` seconds (1) after ``--warmup`` seconds (0.3); the pipelined one
@@ -56,7 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -208,9 +210,17 @@ def run_client(
         return results
 
 
-def run_fanout(url: str, opts: Options, server_pid: int) -> dict[str, Any]:
+def run_fanout(url: str, opts: Options, server_pid: int, compression: str) -> dict[str, Any]:
     """Run the picows fan-out client; return its result line."""
-    command = client_command("picows", "fanout", url, opts, concurrency=100, server_pid=server_pid)
+    command = client_command(
+        "picows",
+        "fanout",
+        url,
+        opts,
+        concurrency=100,
+        server_pid=server_pid,
+        compression=compression,
+    )
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors, text=True
@@ -443,17 +453,26 @@ class Bench:
 
     def fanout(self, loop: str) -> None:
         opts = self.options(loop)
-        for lib in self.servers(WS_SERVERS):
-            base = {"section": "fanout", "loop": loop, "server": lib, "client": "picows"}
-            base |= {"compression": "off", "connections": opts.count}
-            try:
-                with server(lib, opts, mode="fanout") as (url, pid, ready):
-                    base["note"] = ready.get("fanout", "")
-                    result = run_fanout(url, opts, pid)
-            except BenchError as exc:
-                self.record(**{**base, "note": f"failed: {exc}"}, value=None)
-            else:
-                self.record(**base, unit="broadcasts/s", **rate([result], opts.slice))
+        for compression in ("off", "deflate"):
+            for lib in self.servers(WS_SERVERS):
+                base = {"section": "fanout", "loop": loop, "server": lib, "client": "picows"}
+                base |= {"compression": compression, "connections": opts.count}
+                if compression == "deflate" and lib in NO_DEFLATE:
+                    self.record(**base, value=None, note="n/a: picows has no permessage-deflate")
+                    continue
+                try:
+                    with server(lib, opts, mode="fanout", compression=compression) as (
+                        url,
+                        pid,
+                        ready,
+                    ):
+                        base["note"] = ready.get("fanout", "")
+                        result = run_fanout(url, opts, pid, compression)
+                except BenchError as exc:
+                    self.record(**{**base, "note": f"failed: {exc}"}, value=None)
+                else:
+                    wire = {k: result[k] for k in ("compressed", "wire_bytes")}
+                    self.record(**base, unit="broadcasts/s", **wire, **rate([result], opts.slice))
 
     def servers(self, libs: list[str]) -> list[str]:
         chosen = self.args.servers
@@ -693,43 +712,79 @@ def report(records: list[dict[str, Any]], loops: list[str], deflate_peers: tuple
                     rows,
                 )
             )
-        fans = [r for r in sec if r.get("section") == "fanout"]
-        if fans:
-            rows = []
-            for lib in WS_SERVERS:
-                rec = find(fans, server=lib)
-                if rec is None:
-                    continue
-                v = rec.get("value")
-                per_cpu = rec.get("per_cpu")
-                rows.append(
-                    [
-                        lib,
-                        fmt(v),
-                        fmt(per_cpu),
-                        fmt(None if v is None else v * rec["connections"]),
-                        fmt_ratio(ratio(v, value(fans, server="picows"))),
-                        fmt_ratio(ratio(per_cpu, value(fans, "per_cpu", server="picows"))),
-                        str(rec.get("note", "")),
-                    ]
-                )
-            count = fans[0].get("connections")
-            out.append(
-                table(
-                    f"Fan-out, {loop}: 100 B to {count} clients",
-                    [
-                        "server",
-                        "broadcasts/s",
-                        "per cpu-s",
-                        "messages/s",
-                        "/picows",
-                        "/picows cpu",
-                        "how",
-                    ],
-                    rows,
-                )
-            )
+        out.extend(fanout_tables(sec, loop))
     return "\n\n".join(out)
+
+
+Column = tuple[str, Callable[[dict[str, Any], list[dict[str, Any]]], str]]
+
+
+def _per_cpu_against(peer: str) -> Column:
+    return (
+        f"/{peer} cpu",
+        lambda rec, fans: fmt_ratio(ratio(rec.get("per_cpu"), value(fans, "per_cpu", server=peer))),
+    )
+
+
+#: The fan-out tables: title, columns (header, cell), and whether a failed run gets a row.
+FANOUT_TABLES: list[tuple[str, str, list[Column], bool]] = [
+    (
+        "off",
+        "Fan-out, {loop}: 100 B to {count} clients",
+        [
+            ("broadcasts/s", lambda rec, _: fmt(rec.get("value"))),
+            ("per cpu-s", lambda rec, _: fmt(rec.get("per_cpu"))),
+            (
+                "messages/s",
+                lambda rec, _: fmt(
+                    None if rec.get("value") is None else rec["value"] * rec["connections"]
+                ),
+            ),
+            (
+                "/picows",
+                lambda rec, fans: fmt_ratio(ratio(rec.get("value"), value(fans, server="picows"))),
+            ),
+            _per_cpu_against("picows"),
+        ],
+        True,
+    ),
+    (
+        "deflate",
+        "Fan-out with permessage-deflate, {loop}: 100 B to {count} clients that decode it",
+        [
+            ("broadcasts/s", lambda rec, _: fmt(rec.get("value"))),
+            ("per cpu-s", lambda rec, _: fmt(rec.get("per_cpu"))),
+            _per_cpu_against("websockets"),
+            _per_cpu_against("aiohttp"),
+            ("compressed", lambda rec, _: f"{rec['compressed']:.0%}"),
+            ("bytes/msg", lambda rec, _: f"{rec['wire_bytes']:.0f}"),
+        ],
+        False,
+    ),
+]
+
+
+def fanout_tables(sec: list[dict[str, Any]], loop: str) -> list[str]:
+    """The fan-out tables: without compression, then with permessage-deflate."""
+    out = []
+    for compression, title, columns, failed_rows in FANOUT_TABLES:
+        fans = [
+            r for r in sec if r.get("section") == "fanout" and r.get("compression") == compression
+        ]
+        shown = [
+            rec
+            for rec in (find(fans, server=lib) for lib in WS_SERVERS)
+            if rec is not None and (failed_rows or rec.get("value") is not None)
+        ]
+        if not shown:
+            continue
+        rows = [
+            [rec["server"], *(cell(rec, fans) for _, cell in columns), str(rec.get("note", ""))]
+            for rec in shown
+        ]
+        headers = ["server", *(header for header, _ in columns), "how"]
+        out.append(table(title.format(loop=loop, count=fans[0].get("connections")), headers, rows))
+    return out
 
 
 def cpu_report(records: list[dict[str, Any]], loops: list[str]) -> str:

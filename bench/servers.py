@@ -58,13 +58,40 @@ FANOUT_METHODS = {
 }
 
 
+#: With permessage-deflate, how the fan-out servers compress, reported to the driver.
+FANOUT_DEFLATE = {
+    "wsjet-cb": "compressed once (server_no_context_takeover)",
+    "wsjet-co": "compressed once (server_no_context_takeover)",
+    "websockets": "compressed per connection",
+    "aiohttp": "compressed per connection",
+}
+
+
+def wsjet_compression(mode: str, deflate: bool) -> Any:
+    """wsjet's ``compression=`` for the workload.
+
+    A fan-out server asks for ``server_no_context_takeover``, as wsjet's
+    docs advise for broadcasting: then ``broadcast()`` compresses a message
+    once for every receiver. With the default (context takeover) each
+    connection's compressor must stay in step with its peer, so a broadcast
+    goes uncompressed (RFC 7692 §6.1 allows it).
+    """
+    if not deflate:
+        return None
+    if mode == "fanout":
+        from wsjet import DeflateOptions
+
+        return DeflateOptions(server_no_context_takeover=True)
+    return "deflate"
+
+
 async def start_wsjet_cb(mode: str, deflate: bool) -> tuple[int, Any]:
     from wsjet.server import WebSocketServer
 
     server = WebSocketServer(
         "127.0.0.1",
         0,
-        compression="deflate" if deflate else None,
+        compression=wsjet_compression(mode, deflate),
         ping_interval=None,
         max_size=MAX_SIZE,
     )
@@ -129,7 +156,7 @@ async def start_wsjet_co(mode: str, deflate: bool) -> tuple[int, Any]:
         handler,
         "127.0.0.1",
         0,
-        compression="deflate" if deflate else None,
+        compression=wsjet_compression(mode, deflate),
         ping_interval=None,
         max_size=MAX_SIZE,
     )
@@ -295,7 +322,10 @@ async def serve(lib: str, mode: str, deflate: bool) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping)
-    say(port=port, pid=os.getpid(), fanout=FANOUT_METHODS[lib])
+    how = FANOUT_METHODS[lib]
+    if deflate and lib in FANOUT_DEFLATE:
+        how += "; " + FANOUT_DEFLATE[lib]
+    say(port=port, pid=os.getpid(), fanout=how)
     await stop
     with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
         await asyncio.wait_for(close(), 5)
