@@ -17,7 +17,20 @@ bash scripts/bootstrap.sh
 bash scripts/install-system-deps.sh
 bash scripts/install-redis.sh
 export PYTHONDEVMODE=1
-PYTEST=(.venv/bin/pytest -p no:cacheprovider)
+# Each pytest run is bounded as a whole too (pyproject's per-test timeout cannot see a
+# hang between tests, at start-up or at exit): a stuck run fails here, naming the step,
+# long before CI's limit.
+bounded() {
+  local seconds=$1
+  shift
+  local status=0
+  timeout --kill-after=30 "$seconds" "$@" || status=$?
+  if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "error: this step did not finish within $seconds s: $*" >&2
+  fi
+  return "$status"
+}
+PYTEST=(bounded 1200 .venv/bin/pytest -p no:cacheprovider --durations=5)
 
 echo "== ruff" && .venv/bin/ruff check src tests bench && .venv/bin/ruff format --check src tests
 echo "== mypy --strict" && .venv/bin/mypy
@@ -28,7 +41,7 @@ echo "== pytest: compiled path, asyncio"
 
 echo "== Autobahn TestSuite: all cases, server mode (both faces) and client mode, concurrently"
 WSJET_AUTOBAHN_EXCLUDE="" WSJET_AUTOBAHN_PARALLELISM=2 \
-  "${PYTEST[@]}" -m autobahn -n 3 tests/autobahn "$@"
+  bounded 1800 .venv/bin/pytest -p no:cacheprovider -m autobahn -n 3 tests/autobahn "$@"
 .venv/bin/python tests/autobahn/write_conformance.py
 
 echo "== pytest: compiled path, uvloop"
