@@ -292,6 +292,29 @@ async def test_keepalive_waits_while_data_flows_then_closes_1011() -> None:
         writer.close()
 
 
+async def test_keepalive_waits_while_the_application_does_not_read() -> None:
+    # The handler reads nothing for a while: its queue fills and reading pauses,
+    # with the peer's pong unread behind the queued messages. The peer is not at
+    # fault: no 1011 (RFC 6455 §5.5.3 lets a pong answer late); the connection
+    # goes on once the handler reads again.
+    timeout = 2 * UNIT
+
+    async def late_reader(ws: wsjet.WebSocketServerProtocol) -> None:
+        await asyncio.sleep(10 * timeout)
+        messages = [await ws.recv() for _ in range(3)]
+        await ws.send(f"read {len(messages)}")
+        await ws.wait_closed()
+
+    async with wsjet.serve(
+        late_reader, "127.0.0.1", 0, ping_interval=UNIT, ping_timeout=timeout, max_queue=1
+    ) as server:
+        async with ws_connect(f"ws://127.0.0.1:{port_of(server)}/", ping_interval=None) as ws:
+            for i in range(3):
+                await ws.send(f"message {i}")
+            assert await asyncio.wait_for(ws.recv(), 40 * timeout) == "read 3"
+        assert ws.close_code == 1000
+
+
 async def test_keepalive_measures_latency() -> None:
     latencies: list[float] = []
 

@@ -544,8 +544,11 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
         if self.state is not State.OPEN or self.ping_timeout is None:
             return
         # Bytes received within ping_timeout prove the peer alive: its pong may
-        # wait behind data that flow control has not let us read yet.
-        quiet = self.loop.time() - self._last_data
+        # wait behind data that flow control has not let us read yet. While this
+        # side does not read at all (the application is behind: its queue or its
+        # callbacks' buffer is full), the pong may sit unread in the socket. That
+        # stall is ours, no sign of a dead peer: wait until reading resumes.
+        quiet = 0.0 if self._paused_reading else self.loop.time() - self._last_data
         if quiet < self.ping_timeout:
             self._pong_timer = self.loop.call_later(self.ping_timeout - quiet, self._ping_timed_out)
             return
