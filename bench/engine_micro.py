@@ -102,9 +102,11 @@ async def connection_factory(face: str) -> tuple[Callable[[], Any], Callable[[],
         close = server.close
         from wsjet.callbacks import _CallbackServerProtocol
 
+        handle = server._handle  # one bound method for all, as the listening server has
+
         def factory() -> Any:
             return _CallbackServerProtocol(
-                server._handle,
+                handle,
                 server.ws_server,
                 read_limit=server.read_limit,
                 **server.options,
