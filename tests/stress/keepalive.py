@@ -111,9 +111,8 @@ async def run(ignorers: int, busy: int, busy_s: float) -> dict[str, Any]:
             env=child_env(),
         )
         out, _ = await asyncio.wait_for(child.communicate(), 60)
-        times = json.loads(out)
-        ignored = [(code, elapsed) for code, elapsed in times["ignored"]]
-        client_side = [(code, elapsed) for code, elapsed in times["client_side"]]
+        times = json.loads(out)  # [code, seconds] pairs
+        ignored, client_side = times["ignored"], times["client_side"]
 
         closed_early: list[str] = []
         volume = 0
