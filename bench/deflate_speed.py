@@ -11,6 +11,10 @@ benchmark's (``_common.payload``: words from a 512-word vocabulary), and
 It explains the permessage-deflate rows of ``run.py``: wsjet's server asks for
 12-bit windows both ways by default (``DeflateOptions.server_default()``, for
 memory), aiohttp uses 15-bit windows at level 1.
+
+``--backends zlib,zlib_ng`` compares the standard library's compressor with
+zlib-ng's (wsjet inflates with zlib-ng when installed but compresses with zlib,
+for memory: see ``wsjet.core.deflate``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import random
 import sys
 import time
 import zlib
+from types import ModuleType
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,7 +53,20 @@ def json_payload(size: int) -> bytes:
     return text[:size]
 
 
-def per_message(messages: list[bytes], level: int, bits: int, repeat: int) -> tuple[float, float]:
+def backend(name: str) -> ModuleType:
+    """The zlib implementation called ``name``: ``zlib`` or ``zlib_ng``."""
+    if name == "zlib_ng":
+        from zlib_ng import zlib_ng
+
+        return zlib_ng
+    if name != "zlib":
+        raise SystemExit(f"unknown backend {name!r}: expected zlib or zlib_ng")
+    return zlib
+
+
+def per_message(
+    messages: list[bytes], level: int, bits: int, repeat: int, zlib: ModuleType = zlib
+) -> tuple[float, float]:
     """(best CPU microseconds per message, compressed size / original size)."""
     count = max(4, (4 << 20) // len(messages[0]))
     best = float("inf")
@@ -69,18 +87,22 @@ def main() -> None:
     parser.add_argument("--levels", default="1,3")
     parser.add_argument("--bits", default="12,15")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--backends", default="zlib")
     args = parser.parse_args()
+    backends = {name: backend(name) for name in args.backends.split(",")}
     makers = {"words": payload, "json": json_payload}
     for kind, make in makers.items():
         for size in (int(s) for s in args.sizes.split(",")):
             # Four different messages, so that the window does not simply hold the last one.
             messages = [make(size + i) for i in range(4)]
-            cells = []
-            for level in (int(x) for x in args.levels.split(",")):
-                for bits in (int(x) for x in args.bits.split(",")):
-                    micros, ratio = per_message(messages, level, bits, args.repeat)
-                    cells.append(f"level {level}, {bits} bits: {micros:8.0f} us {ratio:5.2f}")
-            print(f"{kind:5} {size:>8} B | " + " | ".join(cells), flush=True)
+            for name, module in backends.items():
+                cells = []
+                for level in (int(x) for x in args.levels.split(",")):
+                    for bits in (int(x) for x in args.bits.split(",")):
+                        micros, ratio = per_message(messages, level, bits, args.repeat, module)
+                        cells.append(f"level {level}, {bits} bits: {micros:8.0f} us {ratio:5.2f}")
+                row = f"{kind:5} {size:>8} B {name:7} | " + " | ".join(cells)
+                print(row, flush=True)
 
 
 if __name__ == "__main__":

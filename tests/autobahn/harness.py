@@ -32,7 +32,8 @@ Command line (for manual runs; the pytest entry point is test_autobahn.py)::
         [--include GLOB,...] [--exclude GLOB,...] [--parallelism N] [--no-compression]
         [--timeout S] [--html]
 
-A glob prefixed ``server:`` or ``client:`` only applies in that mode, e.g.
+A glob prefixed ``server:`` or ``client:`` only applies in that mode, and one
+prefixed with a target (``server-callback:``) only to that target, e.g.
 ``--exclude '12.*,13.*,client:9.7.*'``. Kosoku rejects an include glob that
 matches no case (the run then reports kosoku's ValueError).
 """
@@ -93,15 +94,16 @@ def parse_globs(value: str | None) -> list[str]:
     return [g.strip() for g in value.split(",") if g.strip()]
 
 
-def globs_for_mode(globs: Sequence[str], mode: str) -> list[str]:
-    """Keep the globs that apply to ``mode``: plain ones, and ``server:``/``client:``
-    prefixed ones of that mode (``client:13.2.*`` only excludes 13.2.* in client mode)."""
+def globs_for_target(globs: Sequence[str], mode: str, face: str) -> list[str]:
+    """Keep the globs that apply to the target (``mode``, ``face``): plain ones, ones
+    prefixed with its mode (``client:13.2.*`` only excludes 13.2.* in client mode) and
+    ones prefixed with the target itself (``server-callback:12.*``)."""
     kept = []
     for glob in globs:
         prefix, sep, rest = glob.partition(":")
         if not sep:
             kept.append(glob)
-        elif prefix.strip() == mode:
+        elif prefix.strip() in (mode, f"{mode}-{face}"):
             kept.append(rest.strip())
     return kept
 
@@ -174,15 +176,23 @@ class _LineReader:
 
 
 class _Child:
-    """A child process with stdout piped (for protocol lines) and stderr to a log file."""
+    """A child process with stdout piped (for protocol lines) and stderr to a log file.
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path) -> None:
+    ``dev_mode=False`` drops an inherited PYTHONDEVMODE: kosoku is not under test, and
+    asyncio's debug mode only slows it down. The echo peers, which run wsjet, keep it.
+    """
+
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, *, dev_mode: bool = True
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if not dev_mode:
+            env.pop("PYTHONDEVMODE", None)
         self.proc = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
@@ -321,7 +331,7 @@ def _run_server_mode(
         ]
         if html_dir:
             argv += ["--report-dir", str(html_dir)]
-        runner = _Child("kosoku fuzzingclient", argv, logs / "kosoku.log")
+        runner = _Child("kosoku fuzzingclient", argv, logs / "kosoku.log", dev_mode=False)
         children.append(runner)
         runner.wait(max(deadline - time.monotonic(), 1.0))
         data = _read_results(results_json, runner)
@@ -362,7 +372,7 @@ def _run_client_mode(
         ]
         if html_dir:
             argv += ["--report-dir", str(html_dir)]
-        runner = _Child("kosoku fuzzingserver", argv, logs / "kosoku.log")
+        runner = _Child("kosoku fuzzingserver", argv, logs / "kosoku.log", dev_mode=False)
         children.append(runner)
         line = runner.out.wait_for("LISTENING", 30.0)
         if line is None:
@@ -570,7 +580,8 @@ def run(
     if mode not in ("server", "client"):
         raise ValueError(f"mode must be 'server' or 'client', not {mode!r}")
     name = f"{mode}-{impl}-{face}"
-    include, exclude = globs_for_mode(include, mode), globs_for_mode(exclude, mode)
+    include = globs_for_target(include, mode, face)
+    exclude = globs_for_target(exclude, mode, face)
     reports_dir.mkdir(parents=True, exist_ok=True)
     logs = reports_dir / "logs" / name
     html_dir = reports_dir / "html" / name if html else None
@@ -637,7 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         "--include",
         default="",
         help="comma-separated globs (default: all); "
-        "a 'server:' or 'client:' prefix limits a glob to that mode",
+        "a 'server:' or 'client:' prefix limits a glob to that mode, "
+        "a 'server-callback:' one to that target",
     )
     parser.add_argument(
         "--exclude",

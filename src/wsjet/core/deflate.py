@@ -20,6 +20,13 @@ decompressor 11.3 KiB); 189.3 KiB with 15-bit windows both ways; none between
 messages without context takeover, as the zlib objects are then dropped at the
 end of each message.
 
+zlib-ng, measured and not used: its compressor ran 1.0-1.6x as fast as zlib's
+at level 3 on Autobahn's test files (2-3x at level 1; ``python
+bench/deflate_speed.py --backends zlib,zlib_ng``), but holds about 126 KiB
+whatever the memLevel (its hash table has a fixed size) against zlib's 24 KiB,
+and a server keeps one per connection with context takeover. Its inflater's
+gain (1.2-2x) did not come with a smaller footprint either.
+
 Window bits 8: zlib won't make a raw deflater with a 256-byte window, so we
 compress with 9. That is still valid for a 256-byte window (RFC 7692
 §7.1.2.1): zlib never emits a distance beyond its window size less
