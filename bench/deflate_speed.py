@@ -13,8 +13,8 @@ It explains the permessage-deflate rows of ``run.py``: wsjet's server asks for
 memory), aiohttp uses 15-bit windows at level 1.
 
 ``--backends zlib,zlib_ng`` compares the standard library's compressor with
-zlib-ng's (wsjet inflates with zlib-ng when installed but compresses with zlib,
-for memory: see ``wsjet.core.deflate``).
+zlib-ng's (wsjet keeps the standard library's, for memory: see
+``wsjet.core.deflate``).
 """
 
 from __future__ import annotations

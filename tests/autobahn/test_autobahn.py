@@ -15,7 +15,8 @@ Environment:
 * ``WSJET_AUTOBAHN_EXCLUDE``: comma-separated case globs to leave out; default
   ``12.*,13.*`` (permessage-deflate); the empty string runs everything. A glob
   prefixed ``server:`` or ``client:`` applies to that mode only, e.g.
-  ``client:13.2.*``.
+  ``client:13.2.*``, and one prefixed with a target to that target only, e.g.
+  ``server-callback:12.*``.
 * ``WSJET_AUTOBAHN_INCLUDE``: comma-separated case globs to run (default: all),
   same syntax.
 * ``WSJET_AUTOBAHN_PARALLELISM``: cases run at once (default 1): by kosoku's fuzzingclient in
