@@ -68,6 +68,6 @@ WSJET_NO_EXTENSIONS=1 WSJET_TEST_UNIT=0.1 "${PYTEST[@]}" -m "not autobahn" -n 2 
 WSJET_NO_EXTENSIONS=1 "${PYTEST[@]}" -m autobahn -n 3 tests/autobahn "$@"
 
 echo "== fuzzing: every target under atheris, 1,000,000 executions each"
-# 11 targets, 2 at a time: about 400 s on an unloaded machine, and 240-420 s per target
-# on one running at a fifth of its speed (2,400-4,100 executions/s).
+# 11 targets, 2 at a time: 1,394 s in all on a machine running at a fifth of its usual
+# speed (1,500-23,000 executions/s per target).
 bounded 2700 bash scripts/fuzz.sh
