@@ -108,6 +108,7 @@ CYTHON_MODULES = [
     "wsjet.core.events",
     "wsjet.stream.buffer",
     "wsjet.stream.reader",
+    "wsjet.stream.writer",
     "wsjet.engine",
     "wsjet.delivery",
 ]

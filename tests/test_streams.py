@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
@@ -222,6 +222,61 @@ async def test_reader_discard_ends_the_message() -> None:
         done = WebSocketReader(False)
         done.feed_eof()
         done.feed_data(b"x")
+
+
+async def read_in_steps(reader: WebSocketReader, flow: FlowControl, way: str) -> list[object]:
+    """Read ``reader`` one way; record every result, failure and what stays buffered."""
+
+    def buffered() -> object:
+        return (reader.at_eof(), flow.buffered, repr(reader))
+
+    async def attempt(read: Awaitable[object]) -> object:
+        try:
+            return await read
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            return (type(exc).__name__, getattr(exc, "partial", None), str(exc))
+        except UnicodeDecodeError as exc:
+            return (type(exc).__name__, str(exc))
+
+    seen: list[object] = [buffered()]
+    if way == "get":
+        seen.append(await attempt(reader.get()))
+    elif way == "read":
+        seen += [await attempt(reader.read(2)), buffered(), await attempt(reader.read())]
+    elif way == "readexactly":
+        seen += [await attempt(reader.readexactly(1)), buffered()]
+        seen.append(await attempt(reader.readexactly(10**6)))
+    elif way == "readline":
+        seen += [await attempt(reader.readline()), buffered(), await attempt(reader.readline())]
+    elif way == "iterate":
+        seen += [chunk async for chunk in reader]
+    elif way == "read-then-get":
+        seen += [await attempt(reader.read(1)), buffered(), await attempt(reader.get())]
+    elif way == "discard":
+        reader.discard()
+        seen.append(await attempt(reader.read()))
+    seen += [buffered(), await attempt(reader.get())]
+    return seen
+
+
+@pytest.mark.parametrize(
+    "way", ["get", "read", "readexactly", "readline", "iterate", "read-then-get", "discard"]
+)
+@pytest.mark.parametrize("data", [b"", b"a\nbc", b"\x00" * 300, "", "h\u00e9\nllo", "\U0001f600"])
+async def test_whole_message_reader_reads_like_a_fed_reader(way: str, data: str | bytes) -> None:
+    # whole_message() skips the streaming structures (no chunk deque of its own
+    # until a byte-level read): every read must still see what a reader fed the
+    # same message piece by piece sees, flow control figures included.
+    from wsjet.stream.reader import whole_message
+
+    whole_flow = FlowControl(lambda: None, lambda: None, limit=4)
+    fed_flow = FlowControl(lambda: None, lambda: None, limit=4)
+    whole = whole_message(data, whole_flow)
+    fed = WebSocketReader(isinstance(data, str), flow=fed_flow)
+    fed.feed_data(data)
+    fed.feed_eof()
+    seen = await read_in_steps(whole, whole_flow, way)
+    assert seen == await read_in_steps(fed, fed_flow, way)
 
 
 class Recorder:

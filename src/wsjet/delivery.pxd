@@ -7,6 +7,8 @@ cimport cython
 from wsjet.core.events cimport DataReceived
 from wsjet.stream.reader cimport FlowControl, WebSocketReader, whole_message
 
+cdef object _copy_context
+
 
 cdef class MessageDelivery:
     cdef public object _loop

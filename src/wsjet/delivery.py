@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MessageDelivery"]
 
+# Bound once: compiled, a module global is a C field, not two dictionary lookups.
+_copy_context = contextvars.copy_context
+
 MessageCallback = Callable[[WebSocketReader], Coroutine[Any, Any, None]]
 
 
@@ -130,7 +133,7 @@ class MessageDelivery:
 
     def _run_message(self, callback: MessageCallback, reader: WebSocketReader) -> bool:
         """Start the callback eagerly; tell whether it already finished."""
-        context = contextvars.copy_context()
+        context = _copy_context()
         try:
             coro = callback(reader)
             yielded = context.run(coro.send, None)

@@ -376,17 +376,39 @@ def test_payload_assembly_errors(twin: Any) -> None:
     assert twin.finish_payload(target)[4:] == b"abcd"
 
 
-def test_mask_frame_parity() -> None:
+def reference_frame(first: int, data: bytes, mask: bytes | None) -> bytes:
+    """RFC 6455 §5.2 spelled out: a third opinion on encode_frame()."""
+    length = len(data)
+    masked = 0x80 if mask is not None else 0
+    if length <= 125:
+        header = bytes([first, masked | length])
+    elif length <= 0xFFFF:
+        header = bytes([first, masked | 126, length >> 8, length & 0xFF])
+    else:
+        octets = [(length >> shift) & 0xFF for shift in range(56, -8, -8)]
+        header = bytes([first, masked | 127, *octets])
+    if mask is None:
+        return header + data
+    return header + mask + naive(data, mask)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_encode_frame_parity(masked: bool) -> None:
     rng = random.Random(5)
-    for size in [*range(0, 200), 4095, 65536, 2**20 + 3]:
-        header, data, key = (
-            rng.randbytes(rng.choice([2, 4, 14])),
-            rng.randbytes(size),
-            rng.randbytes(4),
-        )
-        expected = header + pure_apply_mask(data, key)
-        assert _mask.mask_frame(header, data, key) == expected
-        assert _speedups.mask_frame(header, memoryview(data), key) == expected
+    sizes = [*range(0, 200), 1023, 1024, 4095, 65535, 65536, 2**20 + 3]
+    for size in sizes:
+        first = rng.randrange(256)
+        data = rng.randbytes(size)
+        key = rng.randbytes(4) if masked else None
+        expected = reference_frame(first, data, key) if size < 70000 else None
+        pure = _mask.encode_frame(first, data, key)
+        for payload in (data, bytearray(data), memoryview(b"xx" + data)[2:]):
+            assert _speedups.encode_frame(first, payload, key) == pure
+            assert _mask.encode_frame(first, payload, key) == pure
+        assert expected is None or pure == expected, f"size {size}"
     for twin in (_mask, _speedups):
         with pytest.raises(ValueError, match="4 bytes"):
-            twin.mask_frame(b"\x82\x80", b"x", b"abc")
+            twin.encode_frame(0x82, b"x", b"abc")
+        for first in (-1, 256):
+            with pytest.raises(ValueError, match="octet"):
+                twin.encode_frame(first, b"x", None)

@@ -32,6 +32,7 @@ COMPILED_MODULES = frozenset(
         "wsjet.engine",
         "wsjet.stream.buffer",
         "wsjet.stream.reader",
+        "wsjet.stream.writer",
     }
 )
 

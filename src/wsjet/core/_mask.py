@@ -68,9 +68,28 @@ def extract_payload(
         return apply_mask(octets[start:stop], bytes(octets[key_at : key_at + 4]))
 
 
-def mask_frame(header: bytes, data: bytes | bytearray | memoryview, mask: bytes, /) -> bytes:
-    """Return ``header`` followed by ``data`` masked with ``mask``: a whole client frame."""
-    return header + apply_mask(data, mask)
+def encode_frame(first: int, data: bytes | bytearray | memoryview, mask: bytes | None, /) -> bytes:
+    """Return a whole frame (RFC 6455 §5.2) as one ``bytes`` object.
+
+    The octet ``first`` (FIN, RSV and opcode bits), the payload length in its
+    shortest form, then ``data``; with a 4-byte ``mask``, the MASK bit, the
+    key, and ``data`` masked with it (§5.3). ``mask`` is None for an unmasked
+    (server's) frame.
+    """
+    if not 0 <= first <= 255:
+        raise ValueError("first must be an octet (0-255)")
+    with memoryview(data) as view:
+        length = view.nbytes  # bytes, like the compiled twin, whatever the item size
+    masked = 0 if mask is None else 0x80
+    if length < 126:
+        header = bytes((first, masked | length))
+    elif length < 65536:
+        header = bytes((first, masked | 126)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((first, masked | 127)) + length.to_bytes(8, "big")
+    if mask is None:
+        return header + data
+    return header + mask + apply_mask(data, mask)
 
 
 # Messages assembled in place: a large frame that arrives over several reads is

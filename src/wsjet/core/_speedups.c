@@ -362,67 +362,111 @@ done:
     return result;
 }
 
-PyDoc_STRVAR(mask_frame_doc,
-"mask_frame($module, header, data, mask, /)\n"
+PyDoc_STRVAR(encode_frame_doc,
+"encode_frame($module, first, data, mask, /)\n"
 "--\n"
 "\n"
-"Return header followed by data XORed with the 4-byte mask: a whole masked\n"
-"frame in one allocation and one pass over the payload.");
+"Return a whole frame (RFC 6455 section 5.2): the octet first (FIN, RSV and\n"
+"opcode bits), the payload length in its shortest form, then data; with a\n"
+"4-byte mask, the MASK bit, the key and data XORed with it (section 5.3).\n"
+"mask is None for an unmasked frame. One allocation, one pass over data.");
 
 static PyObject *
-mask_frame(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+encode_frame(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    Py_buffer header, data, mask;
+    Py_buffer data, mask;
+    long first;
+    int masked;
+    unsigned char header[14];
+    Py_ssize_t header_len;
     PyObject *result = NULL;
 
     if (nargs != 3) {
         PyErr_Format(PyExc_TypeError,
-                     "mask_frame() takes 3 positional arguments but %zd were given", nargs);
+                     "encode_frame() takes 3 positional arguments but %zd were given", nargs);
         return NULL;
     }
-    if (PyObject_GetBuffer(args[0], &header, PyBUF_SIMPLE) < 0) {
+    first = PyLong_AsLong(args[0]);
+    if (first == -1 && PyErr_Occurred()) {
         return NULL;
     }
+    if (first < 0 || first > 255) {
+        PyErr_SetString(PyExc_ValueError, "first must be an octet (0-255)");
+        return NULL;
+    }
+    masked = args[2] != Py_None;
     if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&header);
         return NULL;
     }
-    if (PyObject_GetBuffer(args[2], &mask, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&data);
-        PyBuffer_Release(&header);
-        return NULL;
+    if (masked) {
+        if (PyObject_GetBuffer(args[2], &mask, PyBUF_SIMPLE) < 0) {
+            PyBuffer_Release(&data);
+            return NULL;
+        }
+        if (check_key(&mask) < 0) {
+            goto done;
+        }
     }
-    if (check_key(&mask) < 0) {
-        goto done;
+    /* Section 5.2: 7 bits of length, or 126 and 16 bits, or 127 and 64 bits,
+     * always the shortest form; the MASK bit is the second octet's high bit. */
+    header[0] = (unsigned char)first;
+    if (data.len < 126) {
+        header[1] = (unsigned char)data.len;
+        header_len = 2;
     }
-    if (data.len > PY_SSIZE_T_MAX - header.len) {
+    else if (data.len < 65536) {
+        header[1] = 126;
+        header[2] = (unsigned char)(data.len >> 8);
+        header[3] = (unsigned char)data.len;
+        header_len = 4;
+    }
+    else {
+        unsigned long long length = (unsigned long long)data.len;
+
+        header[1] = 127;
+        for (int i = 9; i >= 2; i--) {
+            header[i] = (unsigned char)length;
+            length >>= 8;
+        }
+        header_len = 10;
+    }
+    if (masked) {
+        header[1] |= 0x80;
+        memcpy(header + header_len, mask.buf, 4);
+        header_len += 4;
+    }
+    if (data.len > PY_SSIZE_T_MAX - header_len) {
         PyErr_NoMemory();
         goto done;
     }
-    result = PyBytes_FromStringAndSize(NULL, header.len + data.len);
+    result = PyBytes_FromStringAndSize(NULL, header_len + data.len);
     if (result == NULL) {
         goto done;
     }
     {
         unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(result);
 
-        memcpy(dst, header.buf, (size_t)header.len);
-        if (data.len >= GIL_RELEASE_THRESHOLD) {
+        memcpy(dst, header, (size_t)header_len);
+        if (!masked) {
+            memcpy(dst + header_len, data.buf, (size_t)data.len);
+        }
+        else if (data.len >= GIL_RELEASE_THRESHOLD) {
             Py_BEGIN_ALLOW_THREADS
-            xor_mask((const unsigned char *)data.buf, dst + header.len, data.len,
-                     (const unsigned char *)mask.buf);
+            xor_mask((const unsigned char *)data.buf, dst + header_len, data.len,
+                     header + header_len - 4);
             Py_END_ALLOW_THREADS
         }
         else {
-            xor_mask((const unsigned char *)data.buf, dst + header.len, data.len,
-                     (const unsigned char *)mask.buf);
+            xor_mask((const unsigned char *)data.buf, dst + header_len, data.len,
+                     header + header_len - 4);
         }
     }
 
 done:
-    PyBuffer_Release(&mask);
+    if (masked) {
+        PyBuffer_Release(&mask);
+    }
     PyBuffer_Release(&data);
-    PyBuffer_Release(&header);
     return result;
 }
 
@@ -548,7 +592,8 @@ finish_payload(PyObject *Py_UNUSED(module), PyObject *target)
 }
 
 static PyMethodDef speedups_methods[] = {
-    {"mask_frame", (PyCFunction)(void (*)(void))mask_frame, METH_FASTCALL, mask_frame_doc},
+    {"encode_frame", (PyCFunction)(void (*)(void))encode_frame, METH_FASTCALL,
+     encode_frame_doc},
     {"new_payload", (PyCFunction)new_payload, METH_O, new_payload_doc},
     {"fill_payload", (PyCFunction)(void (*)(void))fill_payload, METH_FASTCALL,
      fill_payload_doc},

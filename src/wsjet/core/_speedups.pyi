@@ -1,7 +1,8 @@
 """Type stub for the compiled ``wsjet.core._speedups`` (see ``_speedups.c``).
 
-Both functions accept any C-contiguous bytes-like object, by position or by
-keyword, like their pure-Python twins in ``wsjet.core._mask``.
+Buffer arguments accept any C-contiguous bytes-like object, like the
+pure-Python twins in ``wsjet.core._mask``; ``apply_mask`` and
+``apply_mask_into`` also take them by keyword, the others by position only.
 """
 
 from typing_extensions import Buffer
@@ -30,5 +31,8 @@ def fill_payload(
 def finish_payload(target: bytes, /) -> bytes:
     """Return the filled message buffer as the message."""
 
-def mask_frame(header: Buffer, data: Buffer, mask: Buffer, /) -> bytes:
-    """Return ``header`` followed by ``data`` masked with the 4-byte ``mask``."""
+def encode_frame(first: int, data: Buffer, mask: Buffer | None, /) -> bytes:
+    """Return a whole frame: the header for ``first`` and the length, then ``data``.
+
+    With a 4-byte ``mask``: the MASK bit and the key in the header, ``data`` masked.
+    """

@@ -12,7 +12,7 @@ cdef int _FIN, _RSV1, _RSV23, _OPCODE, _MASKED, _FIN_OR_RSV1
 cdef Py_ssize_t _ASSEMBLY_MIN, _MAX_PENDING_PIECES
 cdef int _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG
 cdef long _KNOWN_OPCODE_BITS
-cdef object _OPEN, _CLOSING, _CLOSED, _PACK_SHORT_HEADER, _PACK_MEDIUM_HEADER, _PACK_LONG_HEADER
+cdef object _OPEN, _CLOSING, _CLOSED, _PACK_MEDIUM_HEADER, _PACK_LONG_HEADER
 
 
 cdef class Connection:
@@ -81,7 +81,7 @@ cdef class Connection:
     cpdef bint send_frame_bytes(self, object data, int opcode) except -1
 
     cdef _send_data(self, int opcode, object data, bint fin, object compress)
-    @cython.locals(length=Py_ssize_t, first=int, second=int)
+    @cython.locals(length=Py_ssize_t, first=int, frame=bytes)
     cdef _write_frame(self, int opcode, object data, bint fin, bint rsv1)
     cdef _fail(self, object exc)
 

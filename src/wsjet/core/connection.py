@@ -28,10 +28,10 @@ from .events import CloseReceived, DataReceived, Event, PingReceived, PongReceiv
 from .frames import Close, CloseCode, Opcode, is_valid_close_code
 from .mask import (
     apply_mask,
+    encode_frame,
     extract_payload,
     fill_payload,
     finish_payload,
-    mask_frame,
     new_payload,
 )
 
@@ -119,9 +119,9 @@ _CLOSE, _PING, _PONG = int(Opcode.CLOSE), int(Opcode.PING), int(Opcode.PONG)
 #: Bit ``n`` is set when opcode ``n`` is defined (RFC 6455 §5.2, §11.8).
 _KNOWN_OPCODE_BITS = sum(1 << int(op) for op in Opcode)
 _OPEN, _CLOSING, _CLOSED = State.OPEN, State.CLOSING, State.CLOSED
-#: Two header octets: FIN, RSV1-3 and opcode; MASK and a 7-bit length.
-_PACK_SHORT_HEADER = struct.Struct("!BB").pack
-#: The same with a 16-bit, then a 64-bit extended payload length (§5.2).
+#: The header of a large unmasked frame (§5.2): FIN, RSV1-3 and opcode; 126
+#: and a 16-bit length, or 127 and a 64-bit length. Smaller frames and masked
+#: ones come whole from encode_frame().
 _PACK_MEDIUM_HEADER = struct.Struct("!BBH").pack
 _PACK_LONG_HEADER = struct.Struct("!BBQ").pack
 
@@ -460,26 +460,22 @@ class Connection:
             self._log_frame(">", opcode, data, fin, rsv1)
         mask_key = self._mask_key() if self._mask_key is not None else None
         length = len(data)
-        # frame_header(), written out: one struct call instead of a call with
-        # keywords into a Python function, for every frame sent (§5.2).
         first = (_FIN if fin else 0) | (_RSV1 if rsv1 else 0) | opcode
-        second = 0 if mask_key is None else _MASKED
-        if length < 126:
-            header = _PACK_SHORT_HEADER(first, second | length)
-        elif length < 65536:
-            header = _PACK_MEDIUM_HEADER(first, second | 126, length)
+        if mask_key is not None or length < 1024:
+            # A client's frame (masked: copied anyway) or a small one: header and
+            # payload in one buffer, built by one call (§5.2), one write.
+            frame = encode_frame(first, data, mask_key)
+            self._output.append(frame)
+            self._output_size += len(frame)
+            return
+        # A large server frame: the payload is not copied behind its header.
+        if length < 65536:
+            header = _PACK_MEDIUM_HEADER(first, 126, length)
         else:
-            header = _PACK_LONG_HEADER(first, second | 127, length)
-        if mask_key is not None:
-            header += mask_key
-            self._output.append(mask_frame(header, data, mask_key))
-        elif length < 1024:
-            # Small frames: one buffer is cheaper than two writes.
-            self._output.append(header + data)
-        else:
-            self._output.append(header)
-            # A mutable buffer could change before the transport sends it.
-            self._output.append(data if isinstance(data, bytes) else bytes(data))
+            header = _PACK_LONG_HEADER(first, 127, length)
+        self._output.append(header)
+        # A mutable buffer could change before the transport sends it.
+        self._output.append(data if isinstance(data, bytes) else bytes(data))
         self._output_size += len(header) + length
 
     def _log_frame(
@@ -655,20 +651,24 @@ class Connection:
             frames, size, compressed, wire = 0, 0, bool(first & _RSV1), 0
         if frames >= self.max_fragments:
             raise PayloadTooBig(f"message has more than {self.max_fragments} fragments")
-        if self.max_size is None:
+        max_size = self.max_size
+        if max_size is None:
             return
-        # Compared by subtraction: the compiled module adds C integers, and a
-        # 64-bit length near 2**63 would wrap around (found by the parity fuzzer).
-        if not compressed and length > self.max_size - size:
-            raise PayloadTooBig(
-                f"message over {self.max_size} bytes ({size} received, next frame {length})"
-            )
+        if not compressed:
+            # Compared by subtraction: the compiled module adds C integers, and a
+            # 64-bit length near 2**63 would wrap around (found by the parity fuzzer).
+            if length > max_size - size:
+                raise PayloadTooBig(
+                    f"message over {max_size} bytes ({size} received, next frame {length})"
+                )
+            return
         # DEFLATE never expands data by more than 5 bytes per 64 KiB stored block,
         # plus a 5-byte flush per fragment: a compressed message longer than this
         # on the wire cannot inflate within max_size (and empty blocks, which
-        # inflate to nothing, cannot stream forever).
-        limit = self.max_size + (self.max_size >> 3) + 8 * (frames + 1) + 1024
-        if compressed and length > limit - wire:
+        # inflate to nothing, cannot stream forever). Only computed for compressed
+        # frames: max_size may be any int, so this is Python integer arithmetic.
+        limit = max_size + (max_size >> 3) + 8 * (frames + 1) + 1024
+        if length > limit - wire:
             raise PayloadTooBig(
                 f"compressed message over {limit} bytes ({wire} received, next frame {length})"
             )

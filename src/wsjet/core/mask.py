@@ -10,19 +10,19 @@ from typing import Any
 
 from . import NO_EXTENSIONS
 from ._mask import apply_mask as _pure_apply_mask
+from ._mask import encode_frame as _pure_encode_frame
 from ._mask import extract_payload as _pure_extract_payload
 from ._mask import fill_payload as _pure_fill_payload
 from ._mask import finish_payload as _pure_finish_payload
-from ._mask import mask_frame as _pure_mask_frame
 from ._mask import new_payload as _pure_new_payload
 
 __all__ = [
     "COMPILED",
     "apply_mask",
+    "encode_frame",
     "extract_payload",
     "fill_payload",
     "finish_payload",
-    "mask_frame",
     "new_payload",
 ]
 
@@ -30,7 +30,7 @@ __all__ = [
 COMPILED = False
 apply_mask = _pure_apply_mask
 extract_payload = _pure_extract_payload
-mask_frame = _pure_mask_frame
+encode_frame = _pure_encode_frame
 new_payload: Any = _pure_new_payload
 fill_payload: Any = _pure_fill_payload
 finish_payload: Any = _pure_finish_payload
@@ -43,7 +43,7 @@ if not NO_EXTENSIONS:
     else:
         apply_mask = _speedups.apply_mask
         extract_payload = _speedups.extract_payload
-        mask_frame = _speedups.mask_frame
+        encode_frame = _speedups.encode_frame
         new_payload = _speedups.new_payload
         fill_payload = _speedups.fill_payload
         finish_payload = _speedups.finish_payload

@@ -20,12 +20,16 @@ cdef class FlowControl:
     cpdef update(self)
 
 
+cdef object _NO_CHUNKS
+
+
 cdef class WebSocketReader(Buffer):
     cdef bint _discarded
     cdef FlowControl _flow
     cdef list _text
     cdef Py_ssize_t _text_size
     cdef public bint is_text
+    cdef object _whole
 
     cpdef discard(self)
 

@@ -21,6 +21,14 @@ __all__ = ["DEFAULT_READ_LIMIT", "FlowControl", "WebSocketReader"]
 DEFAULT_READ_LIMIT = 2**18
 
 
+#: The chunks of a reader made by :func:`whole_message`: a shared, always empty
+#: deque (``maxlen=0``), so that the hot path makes no deque per message. The
+#: message waits in ``_whole`` (binary) or ``_text`` instead; ``_prepare()``
+#: gives the reader a deque of its own before any byte-level read, the only
+#: reads that use chunks (a whole message is never fed more data).
+_NO_CHUNKS: collections.deque[bytes] = collections.deque(maxlen=0)
+
+
 def _nothing() -> None:
     """The pause and resume of a detached flow control."""
 
@@ -140,7 +148,7 @@ class WebSocketReader(Buffer):
         flow: the connection's flow control, if any.
     """
 
-    __slots__ = ("_discarded", "_flow", "_text", "_text_size", "is_text")
+    __slots__ = ("_discarded", "_flow", "_text", "_text_size", "_whole", "is_text")
 
     def __init__(
         self,
@@ -158,6 +166,8 @@ class WebSocketReader(Buffer):
         # text message then costs no encode/decode round trip.
         self._text: list[str] | None = [] if text else None
         self._text_size = 0
+        # A binary message made by whole_message(), until a read takes it.
+        self._whole: bytes | None = None
         self._flow = flow
         self._discarded = False
 
@@ -222,6 +232,7 @@ class WebSocketReader(Buffer):
                 self._flow.allowance = 0
             return
         self._chunks.clear()
+        self._whole = None
         self._pos = self._size = self._text_size = 0
         if self._text is not None:
             self._text.clear()
@@ -265,12 +276,25 @@ class WebSocketReader(Buffer):
                 if flow.paused:
                     flow.update()
             return message
+        whole = self._whole
+        if whole is not None:
+            # A binary message that arrived in one piece: the hot path.
+            self._whole = None
+            self._size = 0
+            self._consumed(len(whole))
+            return whole
         data = self._take(self._size) if self._size else b""
         return data.decode() if self.is_text else data
 
     # --- hooks ------------------------------------------------------------------------
 
     def _prepare(self) -> None:
+        if self._chunks is _NO_CHUNKS:
+            self._chunks = collections.deque()
+            whole = self._whole
+            if whole is not None:
+                self._whole = None
+                self._chunks.append(whole)
         if self._text is not None:
             self._to_bytes()
 
@@ -322,18 +346,19 @@ def whole_message(data: str | bytes, flow: FlowControl) -> WebSocketReader:
     self._waiter = None
     self._flow = flow
     self._discarded = False
+    self._chunks = _NO_CHUNKS
     size = len(data)
     if isinstance(data, str):
         self.is_text = True
         self._text = [data] if size else []
         self._text_size = size
-        self._chunks = collections.deque()
+        self._whole = None
         self._size = 0
     else:
         self.is_text = False
         self._text = None
         self._text_size = 0
-        self._chunks = collections.deque((data,) if size else ())
+        self._whole = data if size else None
         self._size = size
     if size:
         flow.buffered += size  # flow.add(), inlined
