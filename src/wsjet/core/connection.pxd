@@ -9,7 +9,7 @@ from wsjet.core.events cimport DataReceived
 
 # Module constants used on every frame (see connection.py).
 cdef int _FIN, _RSV1, _RSV23, _OPCODE, _MASKED, _FIN_OR_RSV1
-cdef Py_ssize_t _ASSEMBLY_MIN, _MAX_PENDING_PIECES
+cdef Py_ssize_t _ASSEMBLY_MIN, _MAX_PENDING_PIECES, _COPY_FRAME_LIMIT
 cdef int _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG
 cdef long _KNOWN_OPCODE_BITS
 cdef object _OPEN, _CLOSING, _CLOSED, _PACK_MEDIUM_HEADER, _PACK_LONG_HEADER

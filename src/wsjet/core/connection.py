@@ -122,6 +122,10 @@ _OPEN, _CLOSING, _CLOSED = State.OPEN, State.CLOSING, State.CLOSED
 #: The header of a large unmasked frame (§5.2): FIN, RSV1-3 and opcode; 126
 #: and a 16-bit length, or 127 and a 64-bit length. Smaller frames and masked
 #: ones come whole from encode_frame().
+#: Unmasked frames up to this size are copied behind their header: the copy
+#: costs less than writing two buffers (a writev and its bookkeeping in the
+#: event loop: about 1,500 instructions more per message at 1 KiB, callgrind).
+_COPY_FRAME_LIMIT = 16 * 1024
 _PACK_MEDIUM_HEADER = struct.Struct("!BBH").pack
 _PACK_LONG_HEADER = struct.Struct("!BBQ").pack
 
@@ -461,7 +465,7 @@ class Connection:
         mask_key = self._mask_key() if self._mask_key is not None else None
         length = len(data)
         first = (_FIN if fin else 0) | (_RSV1 if rsv1 else 0) | opcode
-        if mask_key is not None or length < 1024:
+        if mask_key is not None or length <= _COPY_FRAME_LIMIT:
             # A client's frame (masked: copied anyway) or a small one: header and
             # payload in one buffer, built by one call (§5.2), one write.
             frame = encode_frame(first, data, mask_key)
