@@ -337,6 +337,56 @@ async def test_contextvars_survive_the_handover_to_a_task(start: Any) -> None:
     assert var.get() == "unset"
 
 
+class OtherCoroutine(Coroutine[Any, Any, None]):
+    """A coroutine that is not a native one (as a compiled ``async def`` makes)."""
+
+    def __init__(self, inner: Coroutine[Any, Any, None]) -> None:
+        self._inner = inner
+
+    def send(self, value: Any) -> Any:
+        return self._inner.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._inner.throw(*args)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def __await__(self) -> Any:
+        return self
+
+
+async def test_message_callback_may_return_another_kind_of_coroutine(start: Any) -> None:
+    # Native coroutines are started by CoroutineType.send without a bound
+    # method; any other coroutine by its own send(): both must run alike,
+    # finishing at once or suspending, each message in a context of its own.
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def body(client: Client, reader: WebSocketReader) -> None:
+        message = await reader.get()
+        assert isinstance(message, str)
+        seen = var.get()
+        var.set(message)
+        if message.startswith("suspend"):
+            await asyncio.sleep(0)
+        await client.writer.send(f"{message} {seen}")
+
+    async def on_connection(client: Client) -> None:
+        def on_message(reader: WebSocketReader) -> OtherCoroutine:
+            return OtherCoroutine(body(client, reader))
+
+        client.message(on_message)  # type: ignore[arg-type]
+
+    running = await start(on_connection)
+    async with running.connect() as ws:
+        for message in ["now 1", "suspend 1", "now 2", "suspend 2"]:
+            await ws.send(message)
+            assert await ws.recv() == f"{message} unset"
+    assert var.get() == "unset"
+
+
 # --- other callbacks ----------------------------------------------------------------------
 
 

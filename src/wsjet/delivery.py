@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import types
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,10 @@ __all__ = ["MessageDelivery"]
 
 # Bound once: compiled, a module global is a C field, not two dictionary lookups.
 _copy_context = contextvars.copy_context
+# coroutine.send taken from the type: context.run(_send, coro, None) makes no
+# bound method per message, as context.run(coro.send, None) would.
+_CoroutineType = types.CoroutineType
+_send = types.CoroutineType.send
 
 MessageCallback = Callable[[WebSocketReader], Coroutine[Any, Any, None]]
 
@@ -136,7 +141,10 @@ class MessageDelivery:
         context = _copy_context()
         try:
             coro = callback(reader)
-            yielded = context.run(coro.send, None)
+            if type(coro) is _CoroutineType:  # an async def function's: the usual
+                yielded = context.run(_send, coro, None)
+            else:  # another kind of coroutine (a compiled one, say)
+                yielded = context.run(coro.send, None)
         except StopIteration:
             # It returned without waiting: the common case. The clause stays
             # empty (the code after the try statement finishes the job): compiled,
