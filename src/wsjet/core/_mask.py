@@ -68,18 +68,15 @@ def extract_payload(
         return apply_mask(octets[start:stop], bytes(octets[key_at : key_at + 4]))
 
 
-def encode_frame(first: int, data: bytes | bytearray | memoryview, mask: bytes | None, /) -> bytes:
-    """Return a whole frame (RFC 6455 §5.2) as one ``bytes`` object.
+def encode_header(first: int, length: int, mask: bytes | None, /) -> bytes:
+    """Return a frame header (RFC 6455 §5.2) for a payload of ``length`` bytes.
 
-    The octet ``first`` (FIN, RSV and opcode bits), the payload length in its
-    shortest form, then ``data``; with a 4-byte ``mask``, the MASK bit, the
-    key, and ``data`` masked with it (§5.3). ``mask`` is None for an unmasked
-    (server's) frame.
+    The octet ``first`` (FIN, RSV and opcode bits), the length in its shortest
+    form, and with a ``mask``, the MASK bit and the key. The one definition of
+    the header: :func:`encode_frame` here and ``frames.frame_header`` use it.
     """
     if not 0 <= first <= 255:
         raise ValueError("first must be an octet (0-255)")
-    with memoryview(data) as view:
-        length = view.nbytes  # bytes, like the compiled twin, whatever the item size
     masked = 0 if mask is None else 0x80
     if length < 126:
         header = bytes((first, masked | length))
@@ -87,9 +84,20 @@ def encode_frame(first: int, data: bytes | bytearray | memoryview, mask: bytes |
         header = bytes((first, masked | 126)) + length.to_bytes(2, "big")
     else:
         header = bytes((first, masked | 127)) + length.to_bytes(8, "big")
+    return header if mask is None else header + mask
+
+
+def encode_frame(first: int, data: bytes | bytearray | memoryview, mask: bytes | None, /) -> bytes:
+    """Return a whole frame (RFC 6455 §5.2) as one ``bytes`` object.
+
+    The header of :func:`encode_header`, then ``data``, masked with ``mask``
+    (§5.3) when one is given; ``mask`` is None for an unmasked (server's) frame.
+    """
+    with memoryview(data) as view:
+        length = view.nbytes  # bytes, like the compiled twin, whatever the item size
     if mask is None:
-        return header + data
-    return header + mask + apply_mask(data, mask)
+        return encode_header(first, length, None) + data
+    return encode_header(first, length, mask) + apply_mask(data, mask)
 
 
 # Messages assembled in place: a large frame that arrives over several reads is

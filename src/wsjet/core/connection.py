@@ -119,13 +119,13 @@ _CLOSE, _PING, _PONG = int(Opcode.CLOSE), int(Opcode.PING), int(Opcode.PONG)
 #: Bit ``n`` is set when opcode ``n`` is defined (RFC 6455 §5.2, §11.8).
 _KNOWN_OPCODE_BITS = sum(1 << int(op) for op in Opcode)
 _OPEN, _CLOSING, _CLOSED = State.OPEN, State.CLOSING, State.CLOSED
-#: The header of a large unmasked frame (§5.2): FIN, RSV1-3 and opcode; 126
-#: and a 16-bit length, or 127 and a 64-bit length. Smaller frames and masked
-#: ones come whole from encode_frame().
 #: Unmasked frames up to this size are copied behind their header: the copy
 #: costs less than writing two buffers (a writev and its bookkeeping in the
 #: event loop: about 1,500 instructions more per message at 1 KiB, callgrind).
 _COPY_FRAME_LIMIT = 16 * 1024
+#: The header of a larger unmasked frame (§5.2): FIN, RSV1-3 and opcode; 126
+#: and a 16-bit length, or 127 and a 64-bit length. Smaller frames and masked
+#: ones come whole from encode_frame().
 _PACK_MEDIUM_HEADER = struct.Struct("!BBH").pack
 _PACK_LONG_HEADER = struct.Struct("!BBQ").pack
 

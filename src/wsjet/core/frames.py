@@ -13,6 +13,7 @@ import enum
 import struct
 
 from ..exceptions import InvalidPayloadData, ProtocolError
+from ._mask import encode_header
 from .mask import apply_mask
 
 __all__ = [
@@ -161,11 +162,4 @@ def frame_header(
 ) -> bytes:
     """Encode a frame header for a payload of ``length`` bytes (RFC 6455 §5.2)."""
     first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
-    mask_bit = 0x80 if mask_key is not None else 0
-    if length < 126:
-        header = struct.pack("!BB", first, mask_bit | length)
-    elif length < 65536:
-        header = struct.pack("!BBH", first, mask_bit | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, mask_bit | 127, length)
-    return header if mask_key is None else header + mask_key
+    return encode_header(first, length, mask_key)
