@@ -1,4 +1,5 @@
-"""Build the optional C extension ``wsjet.core._speedups``.
+"""Build the optional C extensions: ``wsjet.core._speedups``, ``wsjet._awaitable`` and
+the Cython-compiled modules.
 
 All package metadata lives in pyproject.toml; this file only declares the
 extension and how a failed build is handled. The environment variable
@@ -152,6 +153,7 @@ def ext_modules() -> list[Extension]:
             "wsjet.core._speedups",
             sources=["src/wsjet/core/_speedups.c"],
         ),
+        Extension("wsjet._awaitable", sources=["src/wsjet/_awaitable.c"]),
         *cython_extensions(),
     ]
 

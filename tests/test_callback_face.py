@@ -15,7 +15,9 @@ from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.sync.client import connect as sync_connect
 
 import wsjet
+from wsjet import awaitable
 from wsjet.client import Client
+from wsjet.exceptions import ConnectionClosed
 from wsjet.server import WebSocketServer
 from wsjet.stream.reader import WebSocketReader
 
@@ -357,9 +359,10 @@ class OtherCoroutine(Coroutine[Any, Any, None]):
 
 
 async def test_message_callback_may_return_another_kind_of_coroutine(start: Any) -> None:
-    # Native coroutines are started by CoroutineType.send without a bound
-    # method; any other coroutine by its own send(): both must run alike,
-    # finishing at once or suspending, each message in a context of its own.
+    # Native coroutines are started through their am_send slot (PyIter_Send, by
+    # wsjet.awaitable.send_in_context); any other by its own send(): both must
+    # run alike, finishing at once or suspending, each message in a context of
+    # its own.
     import contextvars
 
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
@@ -385,6 +388,78 @@ async def test_message_callback_may_return_another_kind_of_coroutine(start: Any)
             await ws.send(message)
             assert await ws.recv() == f"{message} unset"
     assert var.get() == "unset"
+
+
+async def test_get_and_send_complete_at_once_and_wait_otherwise(start: Any) -> None:
+    """A message that arrived gives a Completed; a fragmented one still arriving
+    gives a coroutine that waits for the rest. A send on an open connection is
+    written by the call, before any await; one on a closed connection raises
+    ConnectionClosed when awaited, as the coroutine of send() does."""
+    kinds: list[tuple[str, bool, object]] = []
+    done = asyncio.Event()
+    sent_early: list[asyncio.Future[Any]] = []
+
+    async def on_connection(client: Client) -> None:
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            get = reader.get()
+            kinds.append(("get", isinstance(get, awaitable.Completed), await get))
+            message = kinds[-1][2]
+            if message == "unawaited":
+                # Written by the call: dropping the awaitable loses nothing.
+                client.writer.send("sent without await")
+                return
+            send = client.writer.send(f"echo {message}")
+            kinds.append(("send", isinstance(send, awaitable.Completed), None))
+            await send
+
+        @client.closed
+        async def on_closed(code: int, reason: str) -> None:
+            late = client.writer.send("too late")
+            kinds.append(("late send", isinstance(late, awaitable.Completed), None))
+            sent_early.append(asyncio.ensure_future(late))
+            done.set()
+
+    running = await start(on_connection)
+    async with running.connect() as ws:
+        await ws.send("whole")
+        assert await ws.recv() == "echo whole"
+        await ws.send(["frag", "mented"])  # the callback starts at the first fragment
+        assert await ws.recv() == "echo fragmented"
+        await ws.send("unawaited")
+        assert await ws.recv() == "sent without await"
+    await asyncio.wait_for(done.wait(), 5)
+    with pytest.raises(ConnectionClosed):
+        await sent_early[0]
+    assert kinds[:4] == [
+        ("get", True, "whole"),
+        ("send", True, None),
+        ("get", False, "fragmented"),
+        ("send", True, None),
+    ]
+    assert kinds[4:] == [("get", True, "unawaited"), ("late send", False, None)]
+
+
+async def test_send_errors_are_raised_when_awaited(start: Any) -> None:
+    outcome: list[object] = []
+
+    async def on_connection(client: Client) -> None:
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            await reader.get()
+            pending = client.writer.send("\udc80")  # a lone surrogate: not UTF-8
+            outcome.append("called")
+            try:
+                await pending
+            except UnicodeEncodeError as exc:
+                outcome.append(type(exc))
+            await client.writer.send("after")
+
+    running = await start(on_connection)
+    async with running.connect() as ws:
+        await ws.send("go")
+        assert await ws.recv() == "after"
+    assert outcome == ["called", UnicodeEncodeError]
 
 
 # --- other callbacks ----------------------------------------------------------------------

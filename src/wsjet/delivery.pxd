@@ -7,7 +7,7 @@ cimport cython
 from wsjet.core.events cimport DataReceived
 from wsjet.stream.reader cimport FlowControl, WebSocketReader, whole_message
 
-cdef object _copy_context, _CoroutineType, _send
+cdef object _copy_context, _send_in_context, _FINISHED
 
 
 cdef class MessageDelivery:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import collections
 import contextvars
-import types
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from .awaitable import FINISHED, send_in_context
 from .core.events import DataReceived
 from .stream.reader import FlowControl, WebSocketReader, whole_message
 
@@ -32,10 +32,8 @@ __all__ = ["MessageDelivery"]
 
 # Bound once: compiled, a module global is a C field, not two dictionary lookups.
 _copy_context = contextvars.copy_context
-# coroutine.send taken from the type: context.run(_send, coro, None) makes no
-# bound method per message, as context.run(coro.send, None) would.
-_CoroutineType = types.CoroutineType
-_send = types.CoroutineType.send
+_send_in_context = send_in_context
+_FINISHED = FINISHED
 
 MessageCallback = Callable[[WebSocketReader], Coroutine[Any, Any, None]]
 
@@ -141,28 +139,19 @@ class MessageDelivery:
         context = _copy_context()
         try:
             coro = callback(reader)
-            if type(coro) is _CoroutineType:  # an async def function's: the usual
-                yielded = context.run(_send, coro, None)
-            else:  # another kind of coroutine (a compiled one, say)
-                yielded = context.run(coro.send, None)
-        except StopIteration:
-            # It returned without waiting: the common case. The clause stays
-            # empty (the code after the try statement finishes the job): compiled,
-            # Cython then only clears the exception, where a clause with code in
-            # it would first build a traceback and a StopIteration, per message.
-            pass
+            yielded = _send_in_context(context, coro)
         except Exception as exc:
             reader.discard()
             self._callback_failed(exc, "message")
             return True
-        else:
-            self._current = reader
-            task = self._resume_in_task(coro, yielded, context)
-            self._task = task
-            task.add_done_callback(self._message_done)
-            return False
-        reader.discard()
-        return True
+        if yielded is _FINISHED:  # it returned without waiting: the common case
+            reader.discard()
+            return True
+        self._current = reader
+        task = self._resume_in_task(coro, yielded, context)
+        self._task = task
+        task.add_done_callback(self._message_done)
+        return False
 
     def _message_done(self, task: asyncio.Task[Any]) -> None:
         self._task = None

@@ -10,7 +10,7 @@ from wsjet.core.events cimport DataReceived
 
 cdef Py_ssize_t _CORK_LIMIT, _SMALL_PIECE, _SMALL_BATCH, _SMALL_JOIN
 cdef int _TEXT, _BINARY
-cdef object _OPEN
+cdef object _OPEN, _SENT
 
 
 cdef class Engine:
@@ -46,5 +46,8 @@ cdef class Engine:
     @cython.locals(connection=Connection)
     cpdef bint _send_message(self, object message, object compress) except -1
     cpdef Connection _open_connection(self)
+    @cython.locals(connection=Connection)
+    cpdef object send_now(self, object message, object compress=*)
+    cdef _cork_if_behind(self)
     @cython.locals(connection=Connection, output=list)
     cpdef _flush(self)

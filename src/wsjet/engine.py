@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .awaitable import Completed
 from .core.connection import Connection, State
 from .core.events import CloseReceived, DataReceived, PingReceived, PongReceived
 from .core.frames import Opcode
@@ -70,6 +71,16 @@ def _thread_receive_buffer() -> tuple[bytearray, memoryview]:
 # state it checks: module constants, which the compiled engine reads as C values.
 _TEXT, _BINARY = int(Opcode.TEXT), int(Opcode.BINARY)
 _OPEN = State.OPEN
+#: What send_now() returns for a message it wrote: awaiting it gives None at once.
+_SENT = Completed(None)
+
+
+async def _raise(exc: Exception) -> None:
+    """Raise ``exc`` when awaited (send_now()'s errors, as send() raises them)."""
+    try:
+        raise exc
+    finally:
+        del exc  # the traceback holds this frame: no cycle through the local
 
 
 class Engine:
@@ -318,6 +329,48 @@ class Engine:
             assert self._fragment_lock is not None  # made before _sending_fragments is set
             async with self._fragment_lock:
                 pass  # wait for the fragmented message to finish
+        self._cork_if_behind()
+        if self._send_message(message, compress):
+            if self._writing_paused:
+                await self._drain()
+            return
+        await self._send_iterable(message, compress)
+
+    def send_now(
+        self,
+        message: Data | bytearray | memoryview | Iterable[Data] | AsyncIterable[Data],
+        compress: bool | None = None,
+    ) -> Coroutine[Any, Any, None]:
+        """:meth:`send`, done by the call itself when nothing stands in its way.
+
+        A whole ``str`` or bytes-like message, on an open connection with no
+        fragmented message in progress, is framed and written before this
+        returns; the result is then :data:`~wsjet.awaitable.Completed` (or the
+        wait for the write buffer to drain, when it went over its limit).
+        Anything else gets :meth:`send`'s coroutine, which reports a closing
+        connection or a wrong type when awaited, as :meth:`send` does.
+        """
+        connection = self.connection
+        if (
+            self._sending_fragments
+            or connection is None
+            or self._lost
+            or connection.close_sent is not None
+            or connection.state is not _OPEN
+            or not (type(message) is bytes or isinstance(message, (str, bytearray, memoryview)))
+        ):
+            return self.send(message, compress=compress)
+        self._cork_if_behind()
+        try:
+            self._send_message(message, compress)
+        except Exception as exc:  # a str that cannot be encoded, say
+            # Raised when awaited, as send() raises it.
+            return _raise(exc)
+        if self._writing_paused:
+            return self._drain()
+        return _SENT
+
+    def _cork_if_behind(self) -> None:
         if self._messages and not self._corked:
             # Messages wait for recv(): the handler is behind a peer that sent
             # many before waiting for replies. Hold what is sent during this turn
@@ -325,11 +378,6 @@ class Engine:
             # per message (a lone request still gets its reply written at once).
             self._corked = True
             self.loop.call_soon(self._uncork)
-        if self._send_message(message, compress):
-            if self._writing_paused:
-                await self._drain()
-            return
-        await self._send_iterable(message, compress)
 
     def _send_message(self, message: Any, compress: bool | None) -> bool:
         """Frame and write one whole message: ``str`` as text, bytes-like as binary.

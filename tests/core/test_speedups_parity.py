@@ -21,15 +21,9 @@ import wsjet
 from wsjet.core import _mask, mask
 from wsjet.core._mask import apply_mask as pure_apply_mask
 
-try:
-    from wsjet.core import _speedups
-except ImportError as exc:  # pragma: no cover - only when the build is broken
-    raise ImportError(
-        "the C extension wsjet.core._speedups is not built, so its parity with "
-        "wsjet.core._mask cannot be checked. Build it with "
-        "`WSJET_BUILD_EXTENSION=required pip install -e .` and read the compiler error."
-        + (" (CI=true: the compiled module is mandatory in CI.)" if os.environ.get("CI") else "")
-    ) from exc
+from ..utils import import_compiled
+
+_speedups = import_compiled("wsjet.core._speedups", "wsjet.core._mask")
 
 fast_apply_mask = _speedups.apply_mask
 

@@ -62,13 +62,13 @@ if NO_EXTENSIONS and not any(isinstance(f, _SourceFirstFinder) for f in sys.meta
 def speedups_enabled() -> bool:
     """Tell whether the compiled hot path is in use.
 
-    True when masking and every module of :data:`COMPILED_MODULES` run as C
-    extensions; False on the pure-Python path (``WSJET_NO_EXTENSIONS=1``, or
-    an installation built without a compiler).
+    True when masking, :class:`wsjet.awaitable.Completed` and every module of
+    :data:`COMPILED_MODULES` run as C extensions; False on the pure-Python path
+    (``WSJET_NO_EXTENSIONS=1``, or an installation built without a compiler).
     """
     from . import mask
 
-    if not mask.COMPILED:
+    if not mask.COMPILED or not importlib.import_module("wsjet.awaitable").COMPILED:
         return False
     for name in COMPILED_MODULES:
         origin = importlib.import_module(name).__file__ or ""

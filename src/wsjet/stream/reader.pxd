@@ -32,6 +32,7 @@ cdef class WebSocketReader(Buffer):
     cdef object _whole
 
     cpdef discard(self)
+    cpdef object _take_message(self)
 
 
 @cython.locals(self=WebSocketReader, size=Py_ssize_t)

@@ -10,9 +10,10 @@ connection stops reading the socket until the callback catches up.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
 
+from ..awaitable import Completed
 from .buffer import _UNTIL_EOF, Buffer
 
 __all__ = ["DEFAULT_READ_LIMIT", "FlowControl", "WebSocketReader"]
@@ -249,18 +250,34 @@ class WebSocketReader(Buffer):
         """Whether the whole message arrived and was read."""
         return self._eof and not self._size and not self._text_size
 
-    async def get(self) -> str | bytes:
+    def get(self) -> Coroutine[Any, Any, str | bytes]:
         """Return the whole (remaining) message: ``str`` for text, ``bytes`` for binary.
 
         Waits until the message is complete; it is then held in memory at
         once (``max_size`` bounds it). After byte-level reads of a text
         message, the rest must start on a character boundary.
 
+        A message that has already arrived in full (the usual case in a
+        message callback) is taken by the call itself, which returns a
+        :class:`~wsjet.awaitable.Completed`: awaiting it gives the message
+        without suspending. Otherwise the call returns a coroutine that waits.
+
         Raises:
             ConnectionClosed: the connection closed before the message was complete.
         """
+        if self._eof and (self._text is not None or self._whole is not None or not self.is_text):
+            # Taking it cannot fail: the decoding of a text message read as bytes
+            # can, and its error is raised by the coroutine, when awaited.
+            return Completed(self._take_message())
+        return self._get_when_complete()
+
+    async def _get_when_complete(self) -> str | bytes:
         while not self._eof:
             await self._wait(_UNTIL_EOF)
+        return self._take_message()
+
+    def _take_message(self) -> str | bytes:
+        """Take what is left of the complete message (``get()``'s result)."""
         text = self._text
         if text is not None:
             size = self._text_size

@@ -1,7 +1,10 @@
 # C types for writer.py (see buffer.pxd). Compiled, WebSocketWriter.send()
-# hands the engine's coroutine over from C: no Python frame per message sent
-# by a callback.
+# calls the engine's send_now() as a C method: no Python frame per message
+# sent by a callback.
+
+
+from wsjet.engine cimport Engine
 
 
 cdef class WebSocketWriter:
-    cdef object _protocol
+    cdef Engine _protocol

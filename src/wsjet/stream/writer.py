@@ -51,6 +51,11 @@ class WebSocketWriter:
         fragmented message, a frame per item. Waits while the peer reads
         slower than we write (above ``write_limit`` buffered).
 
+        A whole message is framed and written by the call itself when nothing
+        stands in its way (the connection is open, no fragmented message is
+        being sent): the result is then a :class:`~wsjet.awaitable.Completed`,
+        which returns at once when awaited.
+
         Args:
             data: the message.
             compress: ``False`` sends this message uncompressed even when
@@ -60,8 +65,9 @@ class WebSocketWriter:
             ConnectionClosed: the connection is closing or closed.
             TypeError: ``data`` has another type.
         """
-        # Hand out the engine's coroutine itself: no extra frame per message.
-        return self._protocol.send(data, compress=compress)
+        # A whole message is written by the call itself when it can be (the
+        # result is then a Completed); otherwise this is the engine's coroutine.
+        return self._protocol.send_now(data, compress)
 
     def stream(self, text: bool = False, *, compress: bool | None = None) -> FragmentWriter:
         """Send one message in fragments, written as they come.
