@@ -442,3 +442,33 @@ def test_encode_frame_parity(masked: bool) -> None:
         for first in (-1, 256):
             with pytest.raises(ValueError, match="octet"):
                 twin.encode_frame(first, b"x", None)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_encode_header_parity(masked: bool) -> None:
+    rng = random.Random(7)
+    lengths = [
+        *range(0, 200),
+        *(n + d for n in (0xFFFF, 0x10000, 2**32, 2**48) for d in (-1, 0, 1)),
+        2**63 - 1,
+    ]
+    for length in lengths:
+        first = rng.randrange(256)
+        key = rng.randbytes(4) if masked else None
+        header = _speedups.encode_header(first, length, key)
+        assert _mask.encode_header(first, length, key) == header
+        if length < 70000:  # the reference builds the payload too
+            assert reference_frame(first, bytes(length), key)[: len(header)] == header
+        else:
+            assert header[1] & 0x7F == 127
+            assert int.from_bytes(header[2:10], "big") == length
+        assert _speedups.encode_header(first, length, memoryview(key) if key else None) == header
+    for twin in (_mask, _speedups):
+        with pytest.raises(ValueError, match="4 bytes"):
+            twin.encode_header(0x82, 1, b"abcde")
+        for first in (-1, 256):
+            with pytest.raises(ValueError, match="octet"):
+                twin.encode_header(first, 1, None)
+        for length in (-1, 2**63, 2**64, 2**100):
+            with pytest.raises(ValueError, match="2\\*\\*63"):
+                twin.encode_header(0x82, length, None)

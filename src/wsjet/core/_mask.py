@@ -77,6 +77,10 @@ def encode_header(first: int, length: int, mask: bytes | None, /) -> bytes:
     """
     if not 0 <= first <= 255:
         raise ValueError("first must be an octet (0-255)")
+    if not 0 <= length < 1 << 63:  # §5.2: a 64-bit length's top bit MUST be 0
+        raise ValueError("length must be between 0 and 2**63 - 1")
+    if mask is not None and len(mask) != 4:
+        raise ValueError("mask must contain 4 bytes")
     masked = 0 if mask is None else 0x80
     if length < 126:
         header = bytes((first, masked | length))

@@ -408,6 +408,115 @@ done:
     return result;
 }
 
+/* Section 5.2: 7 bits of length, or 126 and 16 bits, or 127 and 64 bits,
+ * always the shortest form; with a mask, the MASK bit (the second octet's high
+ * bit) and the 4-byte key. Writes at most 14 bytes; returns how many. */
+static Py_ssize_t
+write_header(unsigned char header[14], unsigned char first, unsigned long long length,
+             const unsigned char *mask)
+{
+    Py_ssize_t header_len;
+
+    header[0] = first;
+    if (length < 126) {
+        header[1] = (unsigned char)length;
+        header_len = 2;
+    }
+    else if (length < 65536) {
+        header[1] = 126;
+        header[2] = (unsigned char)(length >> 8);
+        header[3] = (unsigned char)length;
+        header_len = 4;
+    }
+    else {
+        header[1] = 127;
+        for (int i = 9; i >= 2; i--) {
+            header[i] = (unsigned char)length;
+            length >>= 8;
+        }
+        header_len = 10;
+    }
+    if (mask != NULL) {
+        header[1] |= 0x80;
+        memcpy(header + header_len, mask, 4);
+        header_len += 4;
+    }
+    return header_len;
+}
+
+/* The octet of FIN, RSV and opcode bits; -1 with an exception if out of range. */
+static long
+first_octet(PyObject *arg)
+{
+    long first = PyLong_AsLong(arg);
+
+    if (first == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (first < 0 || first > 255) {
+        PyErr_SetString(PyExc_ValueError, "first must be an octet (0-255)");
+        return -1;
+    }
+    return first;
+}
+
+PyDoc_STRVAR(encode_header_doc,
+"encode_header($module, first, length, mask, /)\n"
+"--\n"
+"\n"
+"Return the header of a frame with a payload of length bytes (RFC 6455\n"
+"section 5.2): the octet first, the length in its shortest form, and with a\n"
+"4-byte mask (None for none) the MASK bit and the key.");
+
+static PyObject *
+encode_header(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_buffer mask;
+    long first;
+    long long length;
+    unsigned char header[14];
+    Py_ssize_t header_len;
+
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "encode_header() takes 3 positional arguments but %zd were given", nargs);
+        return NULL;
+    }
+    first = first_octet(args[0]);
+    if (first < 0) {
+        return NULL;
+    }
+    length = PyLong_AsLongLong(args[1]);
+    if (length == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        length = -1;
+    }
+    if (length < 0) {
+        /* Section 5.2: the most significant bit of a 64-bit length MUST be 0. */
+        PyErr_SetString(PyExc_ValueError, "length must be between 0 and 2**63 - 1");
+        return NULL;
+    }
+    if (args[2] == Py_None) {
+        header_len = write_header(header, (unsigned char)first,
+                                  (unsigned long long)length, NULL);
+        return PyBytes_FromStringAndSize((const char *)header, header_len);
+    }
+    if (PyObject_GetBuffer(args[2], &mask, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (check_key(&mask) < 0) {
+        PyBuffer_Release(&mask);
+        return NULL;
+    }
+    header_len = write_header(header, (unsigned char)first, (unsigned long long)length,
+                              (const unsigned char *)mask.buf);
+    PyBuffer_Release(&mask);
+    return PyBytes_FromStringAndSize((const char *)header, header_len);
+}
+
 PyDoc_STRVAR(encode_frame_doc,
 "encode_frame($module, first, data, mask, /)\n"
 "--\n"
@@ -432,12 +541,8 @@ encode_frame(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
                      "encode_frame() takes 3 positional arguments but %zd were given", nargs);
         return NULL;
     }
-    first = PyLong_AsLong(args[0]);
-    if (first == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    if (first < 0 || first > 255) {
-        PyErr_SetString(PyExc_ValueError, "first must be an octet (0-255)");
+    first = first_octet(args[0]);
+    if (first < 0) {
         return NULL;
     }
     masked = args[2] != Py_None;
@@ -453,34 +558,8 @@ encode_frame(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
             goto done;
         }
     }
-    /* Section 5.2: 7 bits of length, or 126 and 16 bits, or 127 and 64 bits,
-     * always the shortest form; the MASK bit is the second octet's high bit. */
-    header[0] = (unsigned char)first;
-    if (data.len < 126) {
-        header[1] = (unsigned char)data.len;
-        header_len = 2;
-    }
-    else if (data.len < 65536) {
-        header[1] = 126;
-        header[2] = (unsigned char)(data.len >> 8);
-        header[3] = (unsigned char)data.len;
-        header_len = 4;
-    }
-    else {
-        unsigned long long length = (unsigned long long)data.len;
-
-        header[1] = 127;
-        for (int i = 9; i >= 2; i--) {
-            header[i] = (unsigned char)length;
-            length >>= 8;
-        }
-        header_len = 10;
-    }
-    if (masked) {
-        header[1] |= 0x80;
-        memcpy(header + header_len, mask.buf, 4);
-        header_len += 4;
-    }
+    header_len = write_header(header, (unsigned char)first, (unsigned long long)data.len,
+                              masked ? (const unsigned char *)mask.buf : NULL);
     if (data.len > PY_SSIZE_T_MAX - header_len) {
         PyErr_NoMemory();
         goto done;
@@ -638,6 +717,8 @@ finish_payload(PyObject *Py_UNUSED(module), PyObject *target)
 }
 
 static PyMethodDef speedups_methods[] = {
+    {"encode_header", (PyCFunction)(void (*)(void))encode_header, METH_FASTCALL,
+     encode_header_doc},
     {"encode_frame", (PyCFunction)(void (*)(void))encode_frame, METH_FASTCALL,
      encode_frame_doc},
     {"new_payload", (PyCFunction)new_payload, METH_O, new_payload_doc},

@@ -20,6 +20,9 @@ def apply_mask_into(data: Buffer, mask: Buffer, out: Buffer) -> None:
     ``data`` itself but must not otherwise overlap it.
     """
 
+def encode_header(first: int, length: int, mask: Buffer | None, /) -> bytes:
+    """Return the header of a frame with a ``length``-byte payload (RFC 6455 §5.2)."""
+
 def extract_payload(buffer: Buffer, start: int, stop: int, key_at: int, /) -> bytes:
     """Return buffer[start:stop] unmasked with the key at buffer[key_at:key_at + 4] (-1: none)."""
 

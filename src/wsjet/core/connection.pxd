@@ -12,7 +12,7 @@ cdef int _FIN, _RSV1, _RSV23, _OPCODE, _MASKED, _FIN_OR_RSV1
 cdef Py_ssize_t _ASSEMBLY_MIN, _MAX_PENDING_PIECES, _COPY_FRAME_LIMIT
 cdef int _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG
 cdef long _KNOWN_OPCODE_BITS
-cdef object _OPEN, _CLOSING, _CLOSED, _PACK_MEDIUM_HEADER, _PACK_LONG_HEADER
+cdef object _OPEN, _CLOSING, _CLOSED
 
 
 cdef class Connection:
@@ -97,6 +97,7 @@ cdef class Connection:
         header_size=Py_ssize_t,
         start=Py_ssize_t,
         key_at=Py_ssize_t,
+        at=Py_ssize_t,
     )
     cdef _parse_from(self, bytearray buf, Py_ssize_t end)
     @cython.locals(filled=Py_ssize_t, n=Py_ssize_t)

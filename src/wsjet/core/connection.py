@@ -18,7 +18,6 @@ import codecs
 import enum
 import logging
 import os
-import struct
 from collections.abc import Callable
 from typing import Protocol
 
@@ -29,6 +28,7 @@ from .frames import Close, CloseCode, Opcode, is_valid_close_code
 from .mask import (
     apply_mask,
     encode_frame,
+    encode_header,
     extract_payload,
     fill_payload,
     finish_payload,
@@ -123,11 +123,6 @@ _OPEN, _CLOSING, _CLOSED = State.OPEN, State.CLOSING, State.CLOSED
 #: costs less than writing two buffers (a writev and its bookkeeping in the
 #: event loop: about 1,500 instructions more per message at 1 KiB, callgrind).
 _COPY_FRAME_LIMIT = 16 * 1024
-#: The header of a larger unmasked frame (§5.2): FIN, RSV1-3 and opcode; 126
-#: and a 16-bit length, or 127 and a 64-bit length. Smaller frames and masked
-#: ones come whole from encode_frame().
-_PACK_MEDIUM_HEADER = struct.Struct("!BBH").pack
-_PACK_LONG_HEADER = struct.Struct("!BBQ").pack
 
 
 class Connection:
@@ -473,10 +468,7 @@ class Connection:
             self._output_size += len(frame)
             return
         # A large server frame: the payload is not copied behind its header.
-        if length < 65536:
-            header = _PACK_MEDIUM_HEADER(first, 126, length)
-        else:
-            header = _PACK_LONG_HEADER(first, 127, length)
+        header = encode_header(first, length, None)
         self._output.append(header)
         # A mutable buffer could change before the transport sends it.
         self._output.append(data if isinstance(data, bytes) else bytes(data))
@@ -558,7 +550,11 @@ class Connection:
                     # §5.2: "the most significant bit MUST be 0".
                     if buf[pos + 2] & 0x80:
                         raise ProtocolError("payload length has its most significant bit set")
-                    length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                    # Octet by octet: compiled, C arithmetic on the buffer, where
+                    # int.from_bytes() would copy a slice and make an integer.
+                    length = 0
+                    for at in range(pos + 2, pos + 10):
+                        length = (length << 8) | buf[at]
                     if length < 65536:
                         raise ProtocolError("payload length not minimally encoded (64 bits)")
                 if opcode < _CLOSE:

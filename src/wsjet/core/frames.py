@@ -13,8 +13,7 @@ import enum
 import struct
 
 from ..exceptions import InvalidPayloadData, ProtocolError
-from ._mask import encode_header
-from .mask import apply_mask
+from .mask import apply_mask, encode_header
 
 __all__ = [
     "CONTROL_OPCODES",
