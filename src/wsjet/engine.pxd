@@ -45,8 +45,10 @@ cdef class Engine:
     cpdef _assemble(self, DataReceived event)
     @cython.locals(connection=Connection)
     cpdef bint _send_message(self, object message, object compress) except -1
-    cpdef Connection _open_connection(self)
     @cython.locals(connection=Connection)
+    cdef inline bint _can_send(self)
+    @cython.locals(connection=Connection)
+    cpdef Connection _open_connection(self)
     cpdef object send_now(self, object message, object compress=*)
     cdef _cork_if_behind(self)
     @cython.locals(connection=Connection, output=list)

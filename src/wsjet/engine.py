@@ -350,13 +350,9 @@ class Engine:
         Anything else gets :meth:`send`'s coroutine, which reports a closing
         connection or a wrong type when awaited, as :meth:`send` does.
         """
-        connection = self.connection
         if (
             self._sending_fragments
-            or connection is None
-            or self._lost
-            or connection.close_sent is not None
-            or connection.state is not _OPEN
+            or not self._can_send()
             or not (type(message) is bytes or isinstance(message, (str, bytearray, memoryview)))
         ):
             return self.send(message, compress=compress)
@@ -407,12 +403,20 @@ class Engine:
         self._corked = False
         self._flush()
 
+    def _can_send(self) -> bool:
+        """Whether messages can be sent: open, no close frame sent, TCP up."""
+        connection = self.connection
+        return (
+            connection is not None
+            and not self._lost
+            and connection.close_sent is None
+            and connection.state is _OPEN
+        )
+
     def _open_connection(self) -> Connection:
         """The connection, if messages can be sent on it; else raise ConnectionClosed."""
         connection = self.connection
-        if connection is None or self._lost or connection.close_sent is not None:
-            raise self._closed_error()
-        if connection.state is not _OPEN:
+        if connection is None or not self._can_send():
             raise self._closed_error()
         return connection
 

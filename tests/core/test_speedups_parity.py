@@ -263,12 +263,14 @@ PROBE = (
 )
 
 
-def run_probe(no_extensions: bool) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "WSJET_NO_EXTENSIONS"}
-    if no_extensions:
-        env["WSJET_NO_EXTENSIONS"] = "1"
+def run_python(code: str, env_var: str, value: str | None) -> str:
+    """Run ``code`` in a fresh interpreter with ``env_var`` set to ``value`` (None:
+    unset); return its output."""
+    env = {k: v for k, v in os.environ.items() if k != env_var}
+    if value is not None:
+        env[env_var] = value
     proc = subprocess.run(
-        [sys.executable, "-c", PROBE],
+        [sys.executable, "-c", code],
         env=env,
         capture_output=True,
         text=True,
@@ -277,6 +279,10 @@ def run_probe(no_extensions: bool) -> str:
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
+
+
+def run_probe(no_extensions: bool) -> str:
+    return run_python(PROBE, "WSJET_NO_EXTENSIONS", "1" if no_extensions else None)
 
 
 AVX2_PROBE = (
@@ -297,20 +303,9 @@ def cpu_has_avx2() -> bool:
 def test_avx2_dispatch_and_the_sse2_loop_it_replaces(disabled: bool) -> None:
     """The AVX2 loop runs exactly where the CPU has AVX2; WSJET_NO_AVX2 keeps
     the SSE2 loop for long payloads too. Both agree with the pure twin."""
-    env = {k: v for k, v in os.environ.items() if k != "WSJET_NO_AVX2"}
-    if disabled:
-        env["WSJET_NO_AVX2"] = "1"
-    proc = subprocess.run(
-        [sys.executable, "-c", AVX2_PROBE],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    output = run_python(AVX2_PROBE, "WSJET_NO_AVX2", "1" if disabled else None)
     expected = 0 if disabled or sys.platform != "linux" else int(cpu_has_avx2())
-    assert proc.stdout.split() == [str(expected), "True"]
+    assert output.split() == [str(expected), "True"]
 
 
 def test_speedups_enabled_by_default() -> None:
