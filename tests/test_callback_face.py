@@ -187,6 +187,49 @@ async def test_messages_run_one_at_a_time_in_order(start: Any) -> None:
     assert events == [f"{what} {i}" for i in range(6) for what in ("start", "end")]
 
 
+def numbered(i: int) -> bytes:
+    """A 1,000-byte message of its own: the compiled core reuses such objects."""
+    return i.to_bytes(4, "big") * 250
+
+
+async def test_messages_kept_and_replies_waiting_are_never_overwritten(start: Any) -> None:
+    # The compiled core writes a new message or frame into an old bytes object of
+    # the same size when nobody else holds it (tests/core/test_recycled_bytes.py).
+    # Here messages the callback keeps, and replies waiting in the transport
+    # (the peer reads slower than the server writes), must stay as they were.
+    kept: list[bytes] = []
+    waiting: list[bool] = []
+    flood = 6000  # 6 MB: more than the sockets' buffers hold
+
+    async def on_connection(client: Client) -> None:
+        @client.message
+        async def on_message(reader: WebSocketReader) -> None:
+            message = await reader.get()
+            assert isinstance(message, bytes)
+            if message != b"flood":
+                kept.append(message)
+                await client.writer.send(message)
+                return
+            for i in range(flood):
+                sending = client.writer.send(numbered(i))
+                # Not a Completed: writing is paused, the frame waits in the transport.
+                waiting.append(not isinstance(sending, awaitable.Completed))
+                await sending
+
+    running = await start(on_connection)
+    async with running.connect(max_queue=4) as ws:
+        sent = [numbered(i) for i in range(300)]
+        for message in sent:
+            await ws.send(message)
+        assert [await ws.recv() for _ in sent] == sent
+        await ws.send(b"flood")
+        await asyncio.sleep(UNIT)  # the server writes while nobody reads
+        received = [await ws.recv() for _ in range(flood)]
+    assert kept == sent
+    assert any(waiting)  # replies did wait in the transport
+    assert received == [numbered(i) for i in range(flood)]
+
+
 async def test_unread_data_is_discarded(start: Any) -> None:
     readers: list[WebSocketReader] = []
 

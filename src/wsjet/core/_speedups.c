@@ -77,6 +77,78 @@ xor_mask_avx2(const unsigned char *src, unsigned char *dst, Py_ssize_t len,
 }
 #endif
 
+/* --- Recycled bytes objects ------------------------------------------------
+ * A message and its reply are most often as long as the ones before them (an
+ * echo, a stream of same-sized records). A bytes object over 512 bytes does
+ * not come from CPython's small-object pools but from malloc(), and for a
+ * 1 KiB message malloc() and free() cost more than unmasking it. So the
+ * module keeps the last RECYCLE_SLOTS payloads and frames it made of
+ * RECYCLE_MIN to RECYCLE_MAX bytes, and when it needs one of the same length
+ * again while nobody else holds an old one (its reference count is 1: the
+ * slot's own reference), it writes into that one instead of allocating.
+ * That is sound for the reason CPython's in-place string concatenation is:
+ * an object nobody else refers to can change without anyone seeing it change.
+ * Its cached hash is reset. The slots hold at most RECYCLE_SLOTS * RECYCLE_MAX
+ * bytes per interpreter (module state, so subinterpreters never share one).
+ * Without the GIL a reference count of 1 proves nothing: not done there. */
+
+#define RECYCLE_SLOTS 4
+/* Smaller objects come from pymalloc, which is already cheap. */
+#define RECYCLE_MIN ((Py_ssize_t)(512 - (Py_ssize_t)offsetof(PyBytesObject, ob_sval)))
+/* A 64 KiB payload with the longest header (14 bytes). */
+#define RECYCLE_MAX ((Py_ssize_t)64 * 1024 + 14)
+
+typedef struct {
+    PyObject *slots[RECYCLE_SLOTS];
+    int next; /* the slot a new object replaces: the oldest */
+} speedups_state;
+
+static inline speedups_state *
+get_state(PyObject *module)
+{
+    return (speedups_state *)PyModule_GetState(module);
+}
+
+/* A bytes object of size bytes whose contents the caller writes: a new one, or
+ * a recycled one of the same size that nobody else holds. */
+static PyObject *
+new_bytes(PyObject *module, Py_ssize_t size)
+{
+#ifndef Py_GIL_DISABLED
+    if (size >= RECYCLE_MIN && size <= RECYCLE_MAX) {
+        speedups_state *state = get_state(module);
+        PyObject *result;
+
+        for (int i = 0; i < RECYCLE_SLOTS; i++) {
+            PyObject *old = state->slots[i];
+
+            if (old != NULL && Py_SIZE(old) == size && Py_REFCNT(old) == 1) {
+#if PY_VERSION_HEX < 0x030D0000
+                /* Deprecated since 3.11 (in favour of not caching at all, from
+                 * 3.13 on), but read by hash() until then. */
+                _Py_COMP_DIAG_PUSH
+                _Py_COMP_DIAG_IGNORE_DEPR_DECLS
+                ((PyBytesObject *)old)->ob_shash = -1;
+                _Py_COMP_DIAG_POP
+#endif
+                Py_INCREF(old);
+                return old;
+            }
+        }
+        result = PyBytes_FromStringAndSize(NULL, size);
+        if (result != NULL) {
+            Py_INCREF(result);
+            Py_XSETREF(state->slots[state->next], result);
+            state->next = (state->next + 1) % RECYCLE_SLOTS;
+        }
+        return result;
+    }
+#else
+    (void)module;
+#endif
+    return PyBytes_FromStringAndSize(NULL, size);
+}
+
 /* XOR len bytes of src with the repeated 4-byte key into dst.
  * dst may be src itself (in-place); it must not partially overlap src. */
 static void
@@ -205,7 +277,7 @@ PyDoc_STRVAR(apply_mask_doc,
 "object. Raise ValueError if mask is not exactly 4 bytes long.");
 
 static PyObject *
-apply_mask(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs,
+apply_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs,
            PyObject *kwnames)
 {
     static const char *const names[] = {"data", "mask"};
@@ -231,7 +303,7 @@ apply_mask(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs,
         goto done;
     }
 
-    result = PyBytes_FromStringAndSize(NULL, data.len);
+    result = new_bytes(module, data.len);
     if (result == NULL) {
         goto done;
     }
@@ -345,7 +417,7 @@ PyDoc_STRVAR(extract_payload_doc,
 "Raise ValueError if the range or the key lies outside the buffer.");
 
 static PyObject *
-extract_payload(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+extract_payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer view;
     Py_ssize_t start, stop, key_at;
@@ -374,7 +446,7 @@ extract_payload(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
         PyErr_SetString(PyExc_ValueError, "masking key outside the buffer");
         goto done;
     }
-    result = PyBytes_FromStringAndSize(NULL, stop - start);
+    result = new_bytes(module, stop - start);
     if (result == NULL) {
         goto done;
     }
@@ -527,7 +599,7 @@ PyDoc_STRVAR(encode_frame_doc,
 "mask is None for an unmasked frame. One allocation, one pass over data.");
 
 static PyObject *
-encode_frame(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+encode_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer data, mask;
     long first;
@@ -564,7 +636,7 @@ encode_frame(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         PyErr_NoMemory();
         goto done;
     }
-    result = PyBytes_FromStringAndSize(NULL, header_len + data.len);
+    result = new_bytes(module, header_len + data.len);
     if (result == NULL) {
         goto done;
     }
@@ -612,7 +684,7 @@ PyDoc_STRVAR(new_payload_doc,
 "fill_payload() and handed over by finish_payload().");
 
 static PyObject *
-new_payload(PyObject *Py_UNUSED(module), PyObject *arg)
+new_payload(PyObject *module, PyObject *arg)
 {
     Py_ssize_t length = PyLong_AsSsize_t(arg);
 
@@ -623,7 +695,7 @@ new_payload(PyObject *Py_UNUSED(module), PyObject *arg)
         PyErr_SetString(PyExc_ValueError, "a message buffer holds at least 2 bytes");
         return NULL;
     }
-    return PyBytes_FromStringAndSize(NULL, length);
+    return new_bytes(module, length);
 }
 
 PyDoc_STRVAR(fill_payload_doc,
@@ -752,6 +824,34 @@ speedups_exec(PyObject *module)
     );
 }
 
+static int
+speedups_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    speedups_state *state = get_state(module);
+
+    for (int i = 0; i < RECYCLE_SLOTS; i++) {
+        Py_VISIT(state->slots[i]);
+    }
+    return 0;
+}
+
+static int
+speedups_clear(PyObject *module)
+{
+    speedups_state *state = get_state(module);
+
+    for (int i = 0; i < RECYCLE_SLOTS; i++) {
+        Py_CLEAR(state->slots[i]);
+    }
+    return 0;
+}
+
+static void
+speedups_free(void *module)
+{
+    (void)speedups_clear((PyObject *)module);
+}
+
 static PyModuleDef_Slot speedups_slots[] = {
     {Py_mod_exec, speedups_exec},
 #ifdef Py_mod_multiple_interpreters
@@ -770,9 +870,12 @@ static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "wsjet.core._speedups",
     .m_doc = speedups_doc,
-    .m_size = 0,
+    .m_size = sizeof(speedups_state),
     .m_methods = speedups_methods,
     .m_slots = speedups_slots,
+    .m_traverse = speedups_traverse,
+    .m_clear = speedups_clear,
+    .m_free = speedups_free,
 };
 
 PyMODINIT_FUNC

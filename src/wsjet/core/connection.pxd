@@ -9,7 +9,7 @@ from wsjet.core.events cimport DataReceived
 
 # Module constants used on every frame (see connection.py).
 cdef int _FIN, _RSV1, _RSV23, _OPCODE, _MASKED, _FIN_OR_RSV1
-cdef Py_ssize_t _ASSEMBLY_MIN, _MAX_PENDING_PIECES, _COPY_FRAME_LIMIT
+cdef Py_ssize_t _ASSEMBLY_MIN, _MAX_PENDING_PIECES, _COPY_FRAME_LIMIT, _LONGEST_FRAME
 cdef int _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG
 cdef long _KNOWN_OPCODE_BITS
 cdef object _OPEN, _CLOSING, _CLOSED
@@ -18,7 +18,8 @@ cdef object _OPEN, _CLOSING, _CLOSED
 cdef class Connection:
     cdef public object side
     cdef public object state
-    cdef public object max_size
+    cdef object _max_size
+    cdef Py_ssize_t _frame_size_limit
     cdef public Py_ssize_t max_fragments
     cdef public object codec
     cdef public Py_ssize_t compression_threshold
@@ -71,6 +72,7 @@ cdef class Connection:
     # The engine (wsjet/engine.py) calls these as C functions, once per read or message.
     cpdef receive_data(self, object data)
     # size is checked against the buffer before it becomes a C integer.
+    @cython.locals(end=Py_ssize_t)
     cpdef receive_from(self, bytearray buffer, object size)
     cpdef list events_received(self)
     cpdef list data_to_send(self)

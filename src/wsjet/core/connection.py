@@ -123,6 +123,9 @@ _OPEN, _CLOSING, _CLOSED = State.OPEN, State.CLOSING, State.CLOSED
 #: costs less than writing two buffers (a writev and its bookkeeping in the
 #: event loop: about 1,500 instructions more per message at 1 KiB, callgrind).
 _COPY_FRAME_LIMIT = 16 * 1024
+#: Frame payloads are shorter than 2**63 octets (§5.2): a size limit above
+#: that limits no frame, and capped to it, it fits the compiled C integers.
+_LONGEST_FRAME = 2**63 - 1
 
 
 class Connection:
@@ -247,24 +250,45 @@ class Connection:
         """
         if not isinstance(buffer, bytearray):  # as the compiled signature demands
             raise TypeError(f"buffer must be a bytearray, not {type(buffer).__name__}")
-        if not 0 <= size <= len(buffer):
+        # Compiled, end is a C integer (compared without making Python ones),
+        # and a size beyond its range, like any negative one, is outside the buffer.
+        try:
+            end = size
+        except OverflowError:
+            end = -1
+        if not 0 <= end <= len(buffer):
             raise ValueError(f"size {size} is outside a buffer of {len(buffer)} bytes")
         if not self._parsing:
             return  # as in receive_data
         if self._buffer:
             # Earlier bytes wait for the rest of their frame: append, then parse.
-            with memoryview(buffer) as view, view[:size] as data:
+            with memoryview(buffer) as view, view[:end] as data:
                 self.receive_data(data)
             return
         self._held = False
         try:
-            self._parse_from(buffer, size)
+            self._parse_from(buffer, end)
         except ProtocolError as exc:
             self._fail(exc)
             return
-        if self._parsed < size and self._parsing:
-            with memoryview(buffer) as view, view[self._parsed : size] as rest:
+        if self._parsed < end and self._parsing:
+            with memoryview(buffer) as view, view[self._parsed : end] as rest:
                 self._buffer += rest
+
+    @property
+    def max_size(self) -> int | None:
+        """Largest incoming message in bytes (after decompression); ``None``: no limit."""
+        return self._max_size
+
+    @max_size.setter
+    def max_size(self, value: int | None) -> None:
+        self._max_size = value
+        # What a frame's header is checked against (_check_size): a C integer
+        # when compiled, so checking a frame makes no Python integers.
+        # Below -1 every frame is refused just the same.
+        self._frame_size_limit = (
+            _LONGEST_FRAME if value is None else max(-1, min(value, _LONGEST_FRAME))
+        )
 
     def receive_eof(self) -> None:
         """Tell the connection that the peer closed TCP (or it was lost)."""
@@ -651,13 +675,13 @@ class Connection:
             frames, size, compressed, wire = 0, 0, bool(first & _RSV1), 0
         if frames >= self.max_fragments:
             raise PayloadTooBig(f"message has more than {self.max_fragments} fragments")
-        max_size = self.max_size
+        max_size = self._max_size
         if max_size is None:
             return
         if not compressed:
             # Compared by subtraction: the compiled module adds C integers, and a
             # 64-bit length near 2**63 would wrap around (found by the parity fuzzer).
-            if length > max_size - size:
+            if length > self._frame_size_limit - size:
                 raise PayloadTooBig(
                     f"message over {max_size} bytes ({size} received, next frame {length})"
                 )
@@ -725,11 +749,11 @@ class Connection:
             )
         if self._msg_compressed:
             assert self.codec is not None
-            limit = None if self.max_size is None else self.max_size - self._msg_size
+            limit = None if self._max_size is None else self._max_size - self._msg_size
             data = self.codec.decode(data, end_of_message=end, max_length=limit)
         self._msg_size += len(data)
-        if self.max_size is not None and self._msg_size > self.max_size:
-            raise PayloadTooBig(f"message over {self.max_size} bytes after decompression")
+        if self._max_size is not None and self._msg_size > self._max_size:
+            raise PayloadTooBig(f"message over {self._max_size} bytes after decompression")
         piece: str | bytes = data
         if self._msg_opcode == _TEXT:
             piece = self._decode_text(data, end)
