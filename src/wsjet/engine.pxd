@@ -28,6 +28,8 @@ cdef class Engine:
     cdef public bint _corked
     cdef public bint _eof_written
     cdef public bint _writelines_joins
+    cdef public object _write_target
+    cdef public object _write
     cdef public bint _logged_failure
     cdef public object _close_timer
     cdef public object _sink

@@ -184,6 +184,9 @@ class WebSocketCommonProtocol(Engine, asyncio.BufferedProtocol):
         self._small: list[Data] | None = None
         self._recv_waiter: asyncio.Future[Data] | None = None
         self._writelines_joins = False  # set by connection_made
+        # transport.write, and the transport it belongs to (Engine._flush).
+        self._write_target: asyncio.Transport | None = None
+        self._write: Callable[[bytes], object] | None = None
         # Bytes that arrive between the handshake and the opening of the connection
         # (the peer's first frames), kept for it: see _keep_early_data.
         self._early_data = bytearray()
