@@ -120,6 +120,9 @@ CYTHON_MODULES = [
     "wsjet.delivery",
 ]
 
+#: The C functions _speedups hands the Cython modules (through a capsule).
+SPEEDUPS_API = "src/wsjet/core/_speedups_api.h"
+
 CYTHON_DIRECTIVES = {
     "language_level": 3,
     # The .py annotations are for mypy and readers; C types come from the .pxd.
@@ -139,7 +142,14 @@ def cython_extensions() -> list[Extension]:
         warn_pure_python("the Cython modules", exc)
         return []
     extensions = [
-        Extension(name, sources=[f"src/{name.replace('.', '/')}.py"]) for name in CYTHON_MODULES
+        # wsjet/core/mask.pxd declares the C functions of wsjet/core/_speedups_api.h.
+        Extension(
+            name,
+            sources=[f"src/{name.replace('.', '/')}.py"],
+            include_dirs=["src"],
+            depends=[SPEEDUPS_API],
+        )
+        for name in CYTHON_MODULES
     ]
     result: list[Extension] = cythonize(
         extensions,
@@ -159,6 +169,7 @@ def ext_modules() -> list[Extension]:
         Extension(
             "wsjet.core._speedups",
             sources=["src/wsjet/core/_speedups.c"],
+            depends=[SPEEDUPS_API],
         ),
         Extension("wsjet._awaitable", sources=["src/wsjet/_awaitable.c"]),
         *cython_extensions(),

@@ -467,3 +467,36 @@ def test_encode_header_parity(masked: bool) -> None:
         for length in (-1, 2**63, 2**64, 2**100):
             with pytest.raises(ValueError, match="2\\*\\*63"):
                 twin.encode_header(0x82, length, None)
+
+
+# The compiled connection calls _speedups.extract_payload through the capsule
+# _C_API (_speedups_api.h), with C integers; without the extension it falls back
+# to the pure twin. Both runs parse the same frames: a text, a masked binary
+# frame over 256 bytes (offsets past the small-integer cache) and a ping.
+
+
+def test_compiled_connection_unmasks_through_the_capsule_or_the_pure_twin() -> None:
+    code = """
+import sys
+if BLOCK:
+    sys.modules["wsjet.core._speedups"] = None  # as if the C build had failed
+from wsjet.core import connection, mask
+from wsjet.core.connection import Connection, Side
+assert connection.__file__.endswith(".so"), connection.__file__
+client = Connection(Side.CLIENT, mask_key=lambda: bytes([15, 30, 45, 60]))
+client.send_text("h\\u00e9llo".encode())
+client.send_binary(bytes(range(256)) * 3)
+client.send_ping(b"p")
+wire = bytearray(b"".join(client.data_to_send()))
+server = Connection(Side.SERVER)
+server.receive_from(wire, len(wire))
+events = server.events_received()
+print(mask.COMPILED, [type(e).__name__ for e in events], events[0].data,
+      events[1].data == bytes(range(256)) * 3, events[2].data)
+"""
+    for block, compiled in (("False", "True"), ("True", "False")):
+        output = run_python(code.replace("BLOCK", block), "WSJET_NO_EXTENSIONS", None)
+        assert output == (
+            f"{compiled} ['DataReceived', 'DataReceived', 'PingReceived'] héllo True b'p'"
+        )
+    assert type(_speedups._C_API).__name__ == "PyCapsule"

@@ -29,6 +29,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#define WSJET_SPEEDUPS_MODULE
+#include "_speedups_api.h"
+
 #include <stdint.h>
 #include <string.h>
 
@@ -101,6 +104,7 @@ xor_mask_avx2(const unsigned char *src, unsigned char *dst, Py_ssize_t len,
 typedef struct {
     PyObject *slots[RECYCLE_SLOTS];
     int next; /* the slot a new object replaces: the oldest */
+    wsjet_speedups_api api; /* what the capsule _C_API points to */
 } speedups_state;
 
 static inline speedups_state *
@@ -416,26 +420,15 @@ PyDoc_STRVAR(extract_payload_doc,
 "One call and one copy for a frame payload still in the receive buffer.\n"
 "Raise ValueError if the range or the key lies outside the buffer.");
 
+/* Also the C entry point of the capsule (_speedups_api.h). */
 static PyObject *
-extract_payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+extract_payload_impl(PyObject *module, PyObject *buffer, Py_ssize_t start, Py_ssize_t stop,
+                     Py_ssize_t key_at)
 {
     Py_buffer view;
-    Py_ssize_t start, stop, key_at;
     PyObject *result = NULL;
 
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError,
-                     "extract_payload() takes 4 positional arguments but %zd were given",
-                     nargs);
-        return NULL;
-    }
-    start = PyLong_AsSsize_t(args[1]);
-    stop = PyLong_AsSsize_t(args[2]);
-    key_at = PyLong_AsSsize_t(args[3]);
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+    if (PyObject_GetBuffer(buffer, &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
     if (start < 0 || stop < start || stop > view.len) {
@@ -478,6 +471,26 @@ extract_payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 done:
     PyBuffer_Release(&view);
     return result;
+}
+
+static PyObject *
+extract_payload(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t start, stop, key_at;
+
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError,
+                     "extract_payload() takes 4 positional arguments but %zd were given",
+                     nargs);
+        return NULL;
+    }
+    start = PyLong_AsSsize_t(args[1]);
+    stop = PyLong_AsSsize_t(args[2]);
+    key_at = PyLong_AsSsize_t(args[3]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return extract_payload_impl(module, args[0], start, stop, key_at);
 }
 
 /* Section 5.2: 7 bits of length, or 126 and 16 bits, or 127 and 64 bits,
@@ -809,6 +822,20 @@ static PyMethodDef speedups_methods[] = {
 static int
 speedups_exec(PyObject *module)
 {
+    speedups_state *state = get_state(module);
+    PyObject *capsule;
+
+    state->api.module = module;
+    state->api.extract_payload = extract_payload_impl;
+    capsule = PyCapsule_New(&state->api, WSJET_SPEEDUPS_CAPSULE, NULL);
+    if (capsule == NULL) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "_C_API", capsule) < 0) {
+        Py_DECREF(capsule);
+        return -1;
+    }
+    Py_DECREF(capsule);
 #ifdef WSJET_HAVE_AVX2_DISPATCH
     /* WSJET_NO_AVX2 (any value) keeps the SSE2 loop, to test or compare it. */
     const char *off = getenv("WSJET_NO_AVX2");

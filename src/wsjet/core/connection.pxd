@@ -6,6 +6,7 @@
 
 cimport cython
 from wsjet.core.events cimport DataReceived
+from wsjet.core cimport mask as masking
 
 # Module constants used on every frame (see connection.py).
 cdef int _FIN, _RSV1, _RSV23, _OPCODE, _MASKED, _FIN_OR_RSV1

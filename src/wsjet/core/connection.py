@@ -23,13 +23,13 @@ from typing import Protocol
 
 from ..exceptions import InvalidPayloadData, InvalidState, PayloadTooBig, ProtocolError
 from . import defaults
+from . import mask as masking
 from .events import CloseReceived, DataReceived, Event, PingReceived, PongReceived
 from .frames import Close, CloseCode, Opcode, is_valid_close_code
 from .mask import (
     apply_mask,
     encode_frame,
     encode_header,
-    extract_payload,
     fill_payload,
     finish_payload,
     new_payload,
@@ -595,12 +595,14 @@ class Connection:
                     if end - start < length:
                         break
                     pos = start + length
-                    self._receive_control(opcode, extract_payload(buf, start, pos, key_at))
+                    self._receive_control(opcode, masking.extract_payload(buf, start, pos, key_at))
                 elif first & _FIN_OR_RSV1 == _FIN and opcode != _CONT and end - start >= length:
                     # A whole, final, uncompressed frame that starts a message: hand
                     # the message over in one step, without the streaming machinery.
                     pos = start + length
-                    self._receive_message(opcode, extract_payload(buf, start, pos, key_at))
+                    # masking.extract_payload, not a name imported from it: compiled,
+                    # the call is to C with C integers (mask.pxd), no Python ones made.
+                    self._receive_message(opcode, masking.extract_payload(buf, start, pos, key_at))
                 elif (
                     first & _FIN_OR_RSV1 == _FIN
                     and opcode == _BINARY

@@ -1,0 +1,74 @@
+/*
+ * The C entry points of wsjet.core._speedups, for the Cython-compiled modules.
+ *
+ * Called from Python, extract_payload() takes its three offsets as Python
+ * integers: the compiled connection would make one for every offset past 256
+ * (a 1 KiB frame's end), about 300 instructions per message. Declared to Cython
+ * by wsjet/core/mask.pxd, these functions take C integers instead.
+ *
+ * _speedups publishes them in the capsule wsjet.core._speedups._C_API (module
+ * state: one per interpreter). The first call imports it; if the extension is
+ * missing (an installation whose C build failed while Cython's succeeded), the
+ * calls go to the pure-Python twins in wsjet.core._mask instead, with the same
+ * results, so a compiled module never depends on another's build.
+ */
+#ifndef WSJET_SPEEDUPS_API_H
+#define WSJET_SPEEDUPS_API_H
+
+#include <Python.h>
+
+#define WSJET_SPEEDUPS_CAPSULE "wsjet.core._speedups._C_API"
+
+typedef struct {
+    PyObject *module; /* borrowed: the capsule lives in the module's own dict */
+    PyObject *(*extract_payload)(PyObject *module, PyObject *buffer, Py_ssize_t start,
+                                 Py_ssize_t stop, Py_ssize_t key_at);
+} wsjet_speedups_api;
+
+#ifndef WSJET_SPEEDUPS_MODULE /* the rest is for the modules that call them */
+
+static const wsjet_speedups_api *wsjet_speedups;
+static PyObject *wsjet_pure_extract_payload; /* the fallback, when the capsule is missing */
+
+static int
+wsjet_speedups_import(void)
+{
+    PyObject *twin;
+
+    wsjet_speedups = (const wsjet_speedups_api *)PyCapsule_Import(WSJET_SPEEDUPS_CAPSULE, 0);
+    if (wsjet_speedups != NULL) {
+        return 0;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_ImportError) &&
+        !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        return -1;
+    }
+    PyErr_Clear();
+    twin = PyImport_ImportModule("wsjet.core._mask");
+    if (twin == NULL) {
+        return -1;
+    }
+    wsjet_pure_extract_payload = PyObject_GetAttrString(twin, "extract_payload");
+    Py_DECREF(twin);
+    return wsjet_pure_extract_payload == NULL ? -1 : 0;
+}
+
+/* wsjet.core.mask.extract_payload(buffer, start, stop, key_at) */
+static PyObject *
+wsjet_speedups_extract_payload(PyObject *buffer, Py_ssize_t start, Py_ssize_t stop,
+                               Py_ssize_t key_at)
+{
+    if (wsjet_speedups == NULL && wsjet_pure_extract_payload == NULL &&
+        wsjet_speedups_import() < 0) {
+        return NULL;
+    }
+    if (wsjet_speedups != NULL) {
+        return wsjet_speedups->extract_payload(wsjet_speedups->module, buffer, start, stop,
+                                               key_at);
+    }
+    return PyObject_CallFunction(wsjet_pure_extract_payload, "Onnn", buffer, start, stop,
+                                 key_at);
+}
+
+#endif /* WSJET_SPEEDUPS_MODULE */
+#endif /* WSJET_SPEEDUPS_API_H */
