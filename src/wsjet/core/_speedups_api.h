@@ -7,10 +7,11 @@
  * by wsjet/core/mask.pxd, these functions take C integers instead.
  *
  * _speedups publishes them in the capsule wsjet.core._speedups._C_API (module
- * state: one per interpreter). The first call imports it; if the extension is
- * missing (an installation whose C build failed while Cython's succeeded), the
- * calls go to the pure-Python twins in wsjet.core._mask instead, with the same
- * results, so a compiled module never depends on another's build.
+ * state: one per interpreter). The first call imports it and keeps a reference
+ * to the module, whose state the functions use. If the extension is missing
+ * (an installation whose C build failed while Cython's succeeded), the calls
+ * go to the pure-Python twins in wsjet.core._mask instead, with the same
+ * results: a compiled module never depends on another's build.
  */
 #ifndef WSJET_SPEEDUPS_API_H
 #define WSJET_SPEEDUPS_API_H
@@ -28,19 +29,27 @@ typedef struct {
 #ifndef WSJET_SPEEDUPS_MODULE /* the rest is for the modules that call them */
 
 static const wsjet_speedups_api *wsjet_speedups;
-static PyObject *wsjet_pure_extract_payload; /* the fallback, when the capsule is missing */
+/* The module the capsule belongs to, held for good: the functions' state is its. */
+static PyObject *wsjet_speedups_owner;
+static PyObject *wsjet_pure_extract_payload; /* the fallback, when the extension is missing */
 
 static int
 wsjet_speedups_import(void)
 {
-    PyObject *twin;
+    PyObject *twin, *capsule;
 
-    wsjet_speedups = (const wsjet_speedups_api *)PyCapsule_Import(WSJET_SPEEDUPS_CAPSULE, 0);
-    if (wsjet_speedups != NULL) {
-        return 0;
+    wsjet_speedups_owner = PyImport_ImportModule("wsjet.core._speedups");
+    if (wsjet_speedups_owner != NULL) {
+        capsule = PyObject_GetAttrString(wsjet_speedups_owner, "_C_API");
+        if (capsule == NULL) {
+            return -1;
+        }
+        wsjet_speedups =
+            (const wsjet_speedups_api *)PyCapsule_GetPointer(capsule, WSJET_SPEEDUPS_CAPSULE);
+        Py_DECREF(capsule);
+        return wsjet_speedups == NULL ? -1 : 0;
     }
-    if (!PyErr_ExceptionMatches(PyExc_ImportError) &&
-        !PyErr_ExceptionMatches(PyExc_AttributeError)) {
+    if (!PyErr_ExceptionMatches(PyExc_ImportError)) {
         return -1;
     }
     PyErr_Clear();
