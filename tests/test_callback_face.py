@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -217,7 +218,14 @@ async def test_messages_kept_and_replies_waiting_are_never_overwritten(start: An
                 await sending
 
     running = await start(on_connection)
-    async with running.connect(max_queue=4) as ws:
+    # A small receive buffer and a short queue: the peer soon stops taking data,
+    # and the server's replies pile up in its transport, whatever the kernel's
+    # autotuned buffers would otherwise absorb.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    sock.connect(("127.0.0.1", running.port))
+    sock.setblocking(False)
+    async with running.connect(max_queue=4, sock=sock) as ws:
         sent = [numbered(i) for i in range(300)]
         for message in sent:
             await ws.send(message)
