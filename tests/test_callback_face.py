@@ -43,20 +43,20 @@ class Running:
 @pytest.fixture
 async def start() -> AsyncIterator[Callable[..., Coroutine[Any, Any, Running]]]:
     """Start a server running the given connection callback; stop it after the test."""
-    sockets: list[WebSocketServer] = []
+    listeners: list[WebSocketServer] = []
 
     async def starter(on_connection: OnConnection, **options: Any) -> Running:
         options.setdefault("compression", None)
         options.setdefault("ping_interval", None)
-        socket = WebSocketServer("127.0.0.1", 0, **options)
-        socket.connection(on_connection)
-        server = await socket.__aenter__()
-        sockets.append(socket)
-        return Running(socket, server.sockets[0].getsockname()[1])
+        listener = WebSocketServer("127.0.0.1", 0, **options)
+        listener.connection(on_connection)
+        server = await listener.__aenter__()
+        listeners.append(listener)
+        return Running(listener, server.sockets[0].getsockname()[1])
 
     yield starter
-    for socket in sockets:
-        await socket.close()
+    for listener in listeners:
+        await listener.close()
 
 
 async def roundtrip(ws: ClientConnection) -> None:

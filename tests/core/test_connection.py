@@ -299,6 +299,33 @@ def test_max_size_none_is_unlimited() -> None:
     assert messages(server.events_received()) == [b"x" * 2_000_000]
 
 
+@pytest.mark.parametrize(
+    ("max_size", "refused"),
+    [(10, True), (11, False), (0, True), (-5, True), (2**63 - 1, False), (2**70, False)],
+)
+def test_max_size_set_after_construction(max_size: int, refused: bool) -> None:
+    # max_size is a property: setting it also sets the C integer the frame
+    # headers are checked against (capped to 2**63 - 1, the longest frame).
+    server = Connection(Side.SERVER)
+    server.max_size = max_size
+    assert server.max_size == max_size
+    server.receive_data(client_frame(Opcode.BINARY, b"x" * 11))
+    if refused:
+        assert server.failure is not None and server.failure.close_code == 1009
+        assert f"message over {max_size} bytes" in str(server.failure)
+    else:
+        assert server.failure is None
+        assert messages(server.events_received()) == [b"x" * 11]
+
+
+def test_max_size_set_to_none_lifts_the_limit() -> None:
+    server = Connection(Side.SERVER, max_size=4)
+    server.max_size = None
+    server.receive_data(client_frame(Opcode.BINARY, b"x" * 100))
+    assert server.failure is None
+    assert messages(server.events_received()) == [b"x" * 100]
+
+
 def test_max_fragments() -> None:
     server = Connection(Side.SERVER, max_fragments=3)
     server.receive_data(
