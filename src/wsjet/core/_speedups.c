@@ -127,14 +127,12 @@ new_bytes(PyObject *module, Py_ssize_t size)
             PyObject *old = state->slots[i];
 
             if (old != NULL && Py_SIZE(old) == size && Py_REFCNT(old) == 1) {
-#if PY_VERSION_HEX < 0x030D0000
-                /* Deprecated since 3.11 (in favour of not caching at all, from
-                 * 3.13 on), but read by hash() until then. */
+                /* The hash bytes_hash() cached, if any: deprecated for
+                 * extensions since 3.11, but still read and written by it. */
                 _Py_COMP_DIAG_PUSH
                 _Py_COMP_DIAG_IGNORE_DEPR_DECLS
                 ((PyBytesObject *)old)->ob_shash = -1;
                 _Py_COMP_DIAG_POP
-#endif
                 Py_INCREF(old);
                 return old;
             }
