@@ -469,13 +469,11 @@ def test_encode_header_parity(masked: bool) -> None:
                 twin.encode_header(0x82, length, None)
 
 
-# The compiled connection calls _speedups.extract_payload through the capsule
-# _C_API (_speedups_api.h), with C integers; without the extension it falls back
-# to the pure twin. Both runs parse the same frames: a text, a masked binary
-# frame over 256 bytes (offsets past the small-integer cache) and a ping.
-
-
 def test_compiled_connection_unmasks_through_the_capsule_or_the_pure_twin() -> None:
+    # The compiled connection calls _speedups.extract_payload through the capsule
+    # _C_API (_speedups_api.h), with C integers; without the extension it falls
+    # back to the pure twin. Both runs parse the same frames: a text, a masked
+    # binary frame over 256 bytes (offsets past the small-integer cache), a ping.
     code = """
 import sys
 if BLOCK:

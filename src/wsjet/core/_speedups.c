@@ -822,18 +822,18 @@ speedups_exec(PyObject *module)
 {
     speedups_state *state = get_state(module);
     PyObject *capsule;
+    int added;
 
-    state->api.module = module;
     state->api.extract_payload = extract_payload_impl;
     capsule = PyCapsule_New(&state->api, WSJET_SPEEDUPS_CAPSULE, NULL);
     if (capsule == NULL) {
         return -1;
     }
-    if (PyModule_AddObjectRef(module, "_C_API", capsule) < 0) {
-        Py_DECREF(capsule);
+    added = PyModule_AddObjectRef(module, "_C_API", capsule);
+    Py_DECREF(capsule);
+    if (added < 0) {
         return -1;
     }
-    Py_DECREF(capsule);
 #ifdef WSJET_HAVE_AVX2_DISPATCH
     /* WSJET_NO_AVX2 (any value) keeps the SSE2 loop, to test or compare it. */
     const char *off = getenv("WSJET_NO_AVX2");

@@ -20,8 +20,8 @@
 
 #define WSJET_SPEEDUPS_CAPSULE "wsjet.core._speedups._C_API"
 
+/* Each function takes the _speedups module first (its state: see new_bytes). */
 typedef struct {
-    PyObject *module; /* borrowed: the capsule lives in the module's own dict */
     PyObject *(*extract_payload)(PyObject *module, PyObject *buffer, Py_ssize_t start,
                                  Py_ssize_t stop, Py_ssize_t key_at);
 } wsjet_speedups_api;
@@ -72,7 +72,7 @@ wsjet_speedups_extract_payload(PyObject *buffer, Py_ssize_t start, Py_ssize_t st
         return NULL;
     }
     if (wsjet_speedups != NULL) {
-        return wsjet_speedups->extract_payload(wsjet_speedups->module, buffer, start, stop,
+        return wsjet_speedups->extract_payload(wsjet_speedups_owner, buffer, start, stop,
                                                key_at);
     }
     return PyObject_CallFunction(wsjet_pure_extract_payload, "Onnn", buffer, start, stop,
