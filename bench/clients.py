@@ -63,14 +63,25 @@ class CpuMeter:
 
     def __init__(self, server_pid: int | None) -> None:
         self.server_pid = server_pid
-        self.start = self.now()
-
-    def now(self) -> float:
-        mine = cpu_seconds()
-        return mine if self.server_pid is None else mine + cpu_seconds(self.server_pid)
+        self.start_client = cpu_seconds()
+        self.start_server = None if server_pid is None else cpu_seconds(server_pid)
 
     def used(self) -> float | None:
-        return None if self.server_pid is None else self.now() - self.start
+        """Server + client CPU seconds, or None when the server's pid is unknown."""
+        server = self.server_used()
+        return None if server is None else server + cpu_seconds() - self.start_client
+
+    def server_used(self) -> float | None:
+        """The server's CPU seconds alone, or None when its pid is unknown."""
+        if self.server_pid is None or self.start_server is None:
+            return None
+        return cpu_seconds(self.server_pid) - self.start_server
+
+    def fields(self) -> dict[str, float | None]:
+        """Both, as ``say()`` fields: ``cpu`` (server + client) and ``server_cpu``."""
+        server = self.server_used()
+        client = cpu_seconds() - self.start_client
+        return {"cpu": None if server is None else server + client, "server_cpu": server}
 
 
 # --- coroutine clients --------------------------------------------------------------------
@@ -150,7 +161,7 @@ async def echo_coroutines(lib: str, url: str, args: argparse.Namespace) -> None:
         cpu = CpuMeter(args.server_pid)
         clock = Clock(args.duration, args.slice)
         count = await echo_loop(send, recv, data, pipeline, clock)
-        say(size=size, pipeline=pipeline, cpu=cpu.used(), **clock.result(count))
+        say(size=size, pipeline=pipeline, **cpu.fields(), **clock.result(count))
     await close()
 
 
@@ -238,10 +249,10 @@ async def echo_picows(url: str, args: argparse.Namespace) -> None:
         cpu = CpuMeter(args.server_pid)
         clock = Clock(args.duration, args.slice)
         await listener.start(data, pipeline, clock)
-        used = cpu.used()
+        used = cpu.fields()
         if listener.last_size != len(data):
             raise RuntimeError(f"echo of {len(data)} bytes came back as {listener.last_size}")
-        say(size=size, pipeline=pipeline, cpu=used, **clock.result(listener.count))
+        say(size=size, pipeline=pipeline, **used, **clock.result(listener.count))
     picows_close(listener.transport)
 
 
@@ -439,7 +450,7 @@ async def echo_raw(url: str, args: argparse.Namespace) -> None:
         cpu = CpuMeter(args.server_pid)
         clock = Clock(args.duration, args.slice)
         await client.start(frame, pipeline, clock)
-        say(size=size, pipeline=pipeline, cpu=cpu.used(), **clock.result(client.count))
+        say(size=size, pipeline=pipeline, **cpu.fields(), **clock.result(client.count))
     transport.close()
 
 
