@@ -48,6 +48,7 @@ from _common import (
     raise_fd_limit,
     run,
     say,
+    stolen_seconds,
     wait_for_driver,
 )
 
@@ -65,6 +66,7 @@ class CpuMeter:
         self.server_pid = server_pid
         self.start_client = cpu_seconds()
         self.start_server = None if server_pid is None else cpu_seconds(server_pid)
+        self.start_steal = stolen_seconds()
 
     def used(self) -> float | None:
         """Server + client CPU seconds, or None when the server's pid is unknown."""
@@ -78,10 +80,17 @@ class CpuMeter:
         return cpu_seconds(self.server_pid) - self.start_server
 
     def fields(self) -> dict[str, float | None]:
-        """Both, as ``say()`` fields: ``cpu`` (server + client) and ``server_cpu``."""
+        """As ``say()`` fields: ``cpu`` (server + client), ``server_cpu``, and ``steal``.
+
+        ``steal``: seconds the hypervisor took from this client's CPU meanwhile.
+        """
         server = self.server_used()
         client = cpu_seconds() - self.start_client
-        return {"cpu": None if server is None else server + client, "server_cpu": server}
+        return {
+            "cpu": None if server is None else server + client,
+            "server_cpu": server,
+            "steal": stolen_seconds() - self.start_steal,
+        }
 
 
 # --- coroutine clients --------------------------------------------------------------------

@@ -265,10 +265,20 @@ def rate(results: list[dict[str, Any]], slice_seconds: float) -> dict[str, Any]:
                 "per_cpu": _per(r["count"], [r.get("cpu")]),
                 "per_server_cpu": _per(r["count"], [r.get("server_cpu")]),
                 "per_client_cpu": _per(r["count"], [_client_cpu(r)]),
+                "steal_share": _steal_share(r),
             }
             for r in results
         ],
     }
+
+
+#: A measurement that lost more than this share of its time to the hypervisor
+#: (``steal`` in /proc/stat, on the pinned CPU) is done again (see least_stolen()).
+STEAL_LIMIT = 0.01
+
+
+def _steal_share(result: dict[str, Any]) -> float:
+    return (result.get("steal") or 0.0) / result["seconds"] if result.get("seconds") else 0.0
 
 
 def _client_cpu(result: dict[str, Any]) -> float | None:
@@ -292,6 +302,8 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.records: list[dict[str, Any]] = []
+        self.repeated = 0  # client runs done again for the hypervisor's steal
+        self.steal_shares: list[float] = []  # of every echo measurement kept
 
     def options(self, loop: str) -> Options:
         a = self.args
@@ -332,8 +344,10 @@ class Bench:
                         for client_lib in client_libs:
                             key = (server_lib, client_lib)
                             try:
-                                results = run_client(
-                                    client_lib, url, opts, workloads, compression, pid
+                                results = self.least_stolen(
+                                    lambda lib=client_lib: run_client(
+                                        lib, url, opts, workloads, compression, pid
+                                    )
                                 )
                             except BenchError as exc:
                                 errors[key] = f"failed: {exc}"
@@ -354,6 +368,21 @@ class Bench:
                         self.record(**fields, unit="msg/s", **rate(results, opts.slice))
                     else:
                         self.record(**fields, value=None, note=errors.get(key, "not run"))
+
+    def least_stolen(self, measure: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Run ``measure``; again (``--steal-retries`` times at most) while the
+        hypervisor took more than ``STEAL_LIMIT`` of a workload's time from the
+        pinned CPU. Keeps, for each workload, the attempt that lost the least.
+        """
+        best = measure()
+        for _ in range(self.args.steal_retries):
+            if max(_steal_share(r) for r in best) <= STEAL_LIMIT:
+                break
+            self.repeated += 1
+            again = measure()
+            best = [min(a, b, key=_steal_share) for a, b in zip(best, again, strict=True)]
+        self.steal_shares.extend(_steal_share(r) for r in best)
+        return best
 
     def server_echo(self, loop: str) -> None:
         pairs = [(lib, ["raw" if lib == "raw" else "picows"]) for lib in self.servers(SERVERS)]
@@ -983,6 +1012,18 @@ def round_ratio(mine: dict[str, Any], theirs: dict[str, Any], key: str) -> float
     return statistics.median(known)
 
 
+def steal_summary(bench: Bench) -> str:
+    """How much the hypervisor took from the pinned CPU during the echo measurements."""
+    shares = bench.steal_shares
+    if not shares:
+        return "hypervisor steal: no echo measurement"
+    return (
+        f"hypervisor steal on the pinned CPU during echo measurements: median "
+        f"{statistics.median(shares):.1%}, worst kept {max(shares):.1%}; "
+        f"{bench.repeated} client runs repeated for losing more than {STEAL_LIMIT:.0%}"
+    )
+
+
 def round_spread(
     mine: dict[str, Any], theirs: dict[str, Any], key: str
 ) -> tuple[float, float] | None:
@@ -1085,6 +1126,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=None, help="connections (1000)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per section (3)")
     parser.add_argument("--cpu", type=int, default=0, help="CPU to pin every process to")
+    parser.add_argument(
+        "--steal-retries",
+        type=int,
+        default=3,
+        help="times an echo client run is repeated while the hypervisor steals more than "
+        f"{STEAL_LIMIT:.0%} of the pinned CPU's time (default 3)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="let the scheduler place processes")
     parser.add_argument("--sections", help=f"comma-separated subset of {','.join(SECTIONS)}")
     parser.add_argument("--servers", help=f"comma-separated subset of {','.join(SERVERS)}")
@@ -1158,6 +1206,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{len(bench.records)} measurements in {elapsed:.0f}s; load average "
             f"{info['load_average_at_start'][0]:.1f} at start, "
             f"{info['load_average_at_end'][0]:.1f} at end",
+            steal_summary(bench),
         ]
     )
     print(text)
