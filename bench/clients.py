@@ -70,12 +70,11 @@ class CpuMeter:
 
     def used(self) -> float | None:
         """Server + client CPU seconds, or None when the server's pid is unknown."""
-        server = self.server_used()
-        return None if server is None else server + cpu_seconds() - self.start_client
+        return self.fields()["cpu"]
 
     def server_used(self) -> float | None:
         """The server's CPU seconds alone, or None when its pid is unknown."""
-        if self.server_pid is None or self.start_server is None:
+        if self.server_pid is None or self.start_server is None:  # both or neither
             return None
         return cpu_seconds(self.server_pid) - self.start_server
 
