@@ -1131,7 +1131,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=3,
         help="times an echo client run is repeated while the hypervisor steals more than "
-        f"{STEAL_LIMIT:.0%} of the pinned CPU's time (default 3)",
+        f"{STEAL_LIMIT:.0%}% of the pinned CPU's time (default 3)",
     )
     parser.add_argument("--no-pin", action="store_true", help="let the scheduler place processes")
     parser.add_argument("--sections", help=f"comma-separated subset of {','.join(SECTIONS)}")
