@@ -275,21 +275,25 @@ async def test_keepalive_waits_while_data_flows_then_closes_1011() -> None:
         sink, "127.0.0.1", 0, ping_interval=UNIT, ping_timeout=timeout, close_timeout=2 * UNIT
     ) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
-        writer.write(HANDSHAKE)
-        await reader.readuntil(b"\r\n\r\n")
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        while loop.time() - start < 3 * timeout:
-            # A masked binary frame of 1 byte, key 0: well past one ping_timeout.
-            writer.write(b"\x82\x81\x00\x00\x00\x00x")
-            await asyncio.sleep(UNIT / 2)
-        quiet_since = loop.time()
-        data = await asyncio.wait_for(reader.read(), 40 * UNIT)
-        closed_after = loop.time() - quiet_since
-        assert data[:2] == b"\x89\x04"  # the unanswered ping
-        assert data[6] == 0x88 and data[8:10] == b"\x03\xf3"  # then a close with 1011
-        assert closed_after >= timeout / 2
-        writer.close()
+        try:
+            writer.write(HANDSHAKE)
+            await reader.readuntil(b"\r\n\r\n")
+            loop = asyncio.get_running_loop()
+            start = quiet_since = loop.time()
+            while quiet_since - start < 3 * timeout:
+                # A masked binary frame of 1 byte, key 0: well past one ping_timeout.
+                writer.write(b"\x82\x81\x00\x00\x00\x00x")
+                # Quiet from the last write on, not from the end of the sleep after
+                # it: a loaded CI machine once stalled that sleep past ping_timeout.
+                quiet_since = loop.time()
+                await asyncio.sleep(UNIT / 2)
+            data = await asyncio.wait_for(reader.read(), 40 * UNIT)
+            closed_after = loop.time() - quiet_since
+            assert data[:2] == b"\x89\x04"  # the unanswered ping
+            assert data[6] == 0x88 and data[8:10] == b"\x03\xf3"  # then a close with 1011
+            assert closed_after >= timeout / 2
+        finally:
+            writer.close()
 
 
 async def test_keepalive_waits_while_the_application_does_not_read() -> None:
