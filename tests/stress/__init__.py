@@ -12,4 +12,13 @@ their memory (``VmRSS`` / ``VmHWM`` of ``/proc/<pid>/status``), file
 descriptors (``/proc/<pid>/fd``) and asyncio tasks are measured without the
 attacker's own allocations. Attack traffic only ever goes to 127.0.0.1, and
 every loop is bounded in count and time.
+
+Timings: a server's timer (open, keepalive, close) starts at an instant the
+attacker does not see exactly, between two of its own steps (the connect and
+its return, say). On a loaded machine the attacker can resume seconds after
+that instant. So each bound is checked on the clock that cannot err in its
+favour: a lower bound on a clock started before the step (it can only read
+longer than the server's timer), an upper bound on one started after it (it
+can only read shorter, but for the time taken to notice the end). See
+``slowloris``, ``malformed``, ``keepalive`` and ``close_handshake``.
 """
