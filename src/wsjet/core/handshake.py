@@ -13,7 +13,7 @@ import base64
 import binascii
 import hashlib
 import os
-import re
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 
@@ -338,22 +338,23 @@ def check_subprotocol(response: Response, offered: Sequence[str]) -> str | None:
 
 # --- extensions ------------------------------------------------------------------------
 
-# One character class each, matched from a position: linear, with nothing to
-# backtrack, and in C rather than a loop over characters in Python.
-_OWS = re.compile(r"[ \t]*")  # RFC 7230 §3.2.3
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 7230 §3.2.6
+_OWS = " \t"
+_TCHARS = frozenset("!#$%&'*+-.^_`|~" + string.ascii_letters + string.digits)
 
 
 def _skip_ows(value: str, pos: int) -> int:
-    match = _OWS.match(value, pos)  # never None: the pattern matches ""
-    return pos if match is None else match.end()
+    while pos < len(value) and value[pos] in _OWS:
+        pos += 1
+    return pos
 
 
 def _read_token(value: str, pos: int) -> tuple[str, int]:
-    match = _TOKEN.match(value, pos)
-    if match is None:
+    end = pos
+    while end < len(value) and value[end] in _TCHARS:
+        end += 1
+    if end == pos:
         raise ValueError(f"expected a token at position {pos}")
-    return match.group(), match.end()
+    return value[pos:end], end
 
 
 def _read_quoted(value: str, pos: int) -> tuple[str, int]:
