@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Fuzzing, the full variant (issue 6): every target of tests/fuzz/targets.py runs under
 # atheris (coverage-guided libFuzzer), seeded from tests/fuzz/seeds.py, for 1,000,000
-# executions, two targets at a time, with libFuzzer's limits of 1 s per input and 256 MiB.
+# executions, two targets at a time, with limits of 1 s of CPU per input and 256 MiB.
+# (The limit per input is on CPU time, measured around each call: libFuzzer's own is on
+# the wall clock, and a hypervisor that stalls the machine for seconds made it report
+# hangs on inputs that replay in microseconds. Its wall-clock limit stays, at 60 s, for
+# an input that never returns.)
 # Prints per target: executions, executions per second, wall and CPU seconds, the slowest
-# input, peak RSS and crashes; then the total wall time. Fails on any crash (an exception
-# the API does not document, a broken invariant, the compiled and pure-Python cores
-# disagreeing, a hang, a memory blow-up) and on a target that ran short of its count.
+# input's CPU seconds, peak RSS and crashes; then the total wall time. Fails on any crash
+# (an exception the API does not document, a broken invariant, the compiled and
+# pure-Python cores disagreeing, an input over its CPU time, a hang, a memory blow-up)
+# and on a target that ran short of its count.
 # A crashing input is saved under $TMPDIR/wsjet-fuzz-artifacts/ (its path is printed);
 # replay it with: PYTHONPATH=. .venv/bin/python -m tests.fuzz.run TARGET --replay FILE
 #
