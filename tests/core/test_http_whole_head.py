@@ -202,3 +202,28 @@ def test_both_paths_agree_at_the_limits(kind: type[Any]) -> None:
         assert whole == line_by_line, data
         results.add(whole[0])
     assert results == {"request" if kind is RequestReader else "response", "error"}
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [(b"", b"ET / HTTP/1.1\r\nHost: x\r\n\r\n"), (b"GET / HTTP/1.1\r\nX: ", b"\r\n\r\n")],
+    ids=["start-line", "header-line"],
+)
+def test_long_line_with_a_bad_byte_gets_one_error_however_split(
+    before: bytes, after: bytes
+) -> None:
+    # A line past max_line that also holds a byte it may not contain: whichever
+    # fault the reader reports must not depend on where the reads split the
+    # line (fuzzing found the whole read saying "invalid byte" and a split read
+    # "too long" for the same request line).
+    seen = set()
+    for length in range(60, 70):  # line bytes before the bad byte, around max_line (64)
+        for bad in (b"\x9f", b"\x00", b"\r", b"\n"):
+            data = before + b"G" * (length - len(before.rpartition(b"\n")[2])) + bad + after
+            whole = outcome(RequestReader(SMALL), [data])
+            for split in range(1, len(data)):
+                pieces = [data[:split], data[split:]]
+                assert outcome(RequestReader(SMALL), pieces) == whole, (length, bad, split)
+            seen.add(whole[1].__name__ if whole[0] == "error" else whole[0])
+    # Both faults are reached, each where its byte comes first.
+    assert {"InvalidMessage", "RequestLineTooLong"} <= seen

@@ -250,44 +250,59 @@ def _frames_target(client: bool, deflate: bool) -> Callable[[bytes], None]:
 SMALL_LIMITS = HTTPLimits(max_line=64, max_headers=6, max_header_bytes=384, max_body=48)
 
 
-def _read_outcome(
-    parser: RequestReader | ResponseReader, pieces: list[bytes]
-) -> tuple[object, ...]:
-    """What a reader makes of ``pieces``: the message and the leftover, or the error."""
+#: What a reader made of its input: the message, the error it raised, or None
+#: (the stream ended first).
+Parsed = Request | Response | InvalidHandshake | None
+
+
+def _read(
+    kind: type[RequestReader] | type[ResponseReader], limits: HTTPLimits, pieces: list[bytes]
+) -> tuple[tuple[object, ...], Parsed]:
+    """What a new reader makes of ``pieces``: an outcome to compare, and the result.
+
+    The outcome is the message and what follows it (the reader's leftover, then
+    the pieces it was not fed), or the error, or "incomplete" (the reader was
+    told of the end of the stream, as the engine does).
+    """
+    parser = kind(limits)
     try:
-        for piece in pieces:
+        for i, piece in enumerate(pieces):
             message = parser.feed(piece)
             if message is not None:
-                return (repr(message), parser.leftover)
-        return ("incomplete",)
+                return (repr(message), parser.leftover + b"".join(pieces[i + 1 :])), message
+        message = parser.feed_eof()
+        if message is None:
+            return ("incomplete",), None
+        return (repr(message), parser.leftover), message
     except InvalidHandshake as exc:
-        return (type(exc), str(exc))
+        return (type(exc), str(exc)), exc
 
 
-def _same_both_ways(
-    kind: type[RequestReader] | type[ResponseReader], limits: HTTPLimits, data: bytes
-) -> None:
-    """Parity of the readers' two paths: the whole header block in one read, or line by line."""
-    whole = _read_outcome(kind(limits), [data])
-    line_by_line = _read_outcome(kind(limits), [data[:1], data[1:]])
-    assert whole == line_by_line, _first_difference(whole, line_by_line)
+def _read_both_ways(kind: type[RequestReader] | type[ResponseReader], data: bytes) -> Parsed:
+    """Parse ``data`` (after its parameter byte) in one read and in pieces; they must agree.
+
+    One read takes the readers' whole-header-block path. The pieces start with a
+    single byte, which sends the reader down its line-by-line path, then follow
+    the parameter byte's TCP-like split (:func:`chunks`). Bit 0x40 of that byte
+    picks the small limits.
+    """
+    split, body = data[0] if data else 0, data[1:]
+    limits = SMALL_LIMITS if split & 0x40 else HTTPLimits()
+    whole, message = _read(kind, limits, [body])
+    pieces = [body[:1], *chunks(body[1:], split)] if body else [body]
+    in_pieces, _ = _read(kind, limits, pieces)
+    assert whole == in_pieces, _first_difference(whole, in_pieces)
+    return message
 
 
 def http_request(data: bytes) -> None:
-    reader = Reader(data)
-    split = reader.byte()
-    limits = SMALL_LIMITS if split & 0x40 else HTTPLimits()
-    _same_both_ways(RequestReader, limits, data[1:])
-    parser = RequestReader(limits)
-    request: Request | None = None
+    request = _read_both_ways(RequestReader, data)
+    if request is None:
+        return
     try:
-        for chunk in chunks(reader.rest(), split):
-            request = parser.feed(chunk)
-            if request is not None:
-                break
-        if request is None:
-            parser.feed_eof()
-            return
+        if isinstance(request, InvalidHandshake):
+            raise request  # rejected like any other bad handshake, below
+        assert isinstance(request, Request)
         key = handshake.check_request(request)
         offered = handshake.parse_subprotocols(request.headers)
         subprotocol = handshake.select_subprotocol(offered, ["chat", "superchat"])
@@ -301,21 +316,10 @@ def http_request(data: bytes) -> None:
 
 
 def http_response(data: bytes) -> None:
-    reader = Reader(data)
-    split = reader.byte()
-    limits = SMALL_LIMITS if split & 0x40 else HTTPLimits()
-    _same_both_ways(ResponseReader, limits, data[1:])
-    parser = ResponseReader(limits)
-    response: Response | None = None
+    response = _read_both_ways(ResponseReader, data)
+    if not isinstance(response, Response):
+        return  # the stream ended first, or the reader raised what it documents
     try:
-        for chunk in chunks(reader.rest(), split):
-            response = parser.feed(chunk)
-            if response is not None:
-                break
-        if response is None:
-            response = parser.feed_eof()
-        if response is None:
-            return
         handshake.check_response(response, KEY)
         handshake.check_subprotocol(response, ["chat"])
         negotiate_client(response.headers, "deflate")

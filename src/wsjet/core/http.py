@@ -427,7 +427,10 @@ class _Reader(abc.ABC, Generic[_M]):
             # Reject a start line as soon as a byte arrives that it cannot contain
             # (a TLS ClientHello, binary noise), instead of waiting for a line end
             # until open_timeout. Each byte is looked at once: the check is linear.
-            stop = end if index < 0 else index
+            # Only bytes up to offset max_line are looked at: by the next one the
+            # line is too long (unless it is the LF), and the error must not depend
+            # on whether that byte came in the same read (below).
+            stop = min(end if index < 0 else index, start + limits.max_line + 1)
             if buf[self._scan : stop].translate(None, self._start_line_bytes):
                 raise InvalidMessage("invalid byte in the start line: not an HTTP request")
         if index < 0:
@@ -437,20 +440,29 @@ class _Reader(abc.ABC, Generic[_M]):
             if partial > limits.max_line + 1 or (
                 partial == limits.max_line + 1 and buf[-1] != 0x0D
             ):
-                kind = "header" if self._got_start_line else "start"
-                status = 431 if self._got_start_line else 414
-                raise RequestLineTooLong(
-                    f"{kind} line longer than {limits.max_line} bytes", status=status
-                )
+                raise self._line_too_long()
             if len(buf) >= limits.max_header_bytes:
                 raise HeadersTooLarge(f"header block larger than {limits.max_header_bytes} bytes")
             return None
+        if index - start == limits.max_line + 1 and buf[index - 1] != 0x0D:
+            # The byte before this LF made the line too long; in a split read
+            # that was reported before the LF came (above), so it is here too.
+            raise self._line_too_long()
         # RFC 7230 §3.5 lets a recipient accept a bare LF; a WebSocket endpoint
         # has no legacy peers to humour, and mixed endings smuggle requests.
         if index == start or buf[index - 1] != 0x0D:
             raise InvalidMessage("line ending is a bare LF, not CRLF")
         self._line_start = self._scan = index + 1
         return bytes(buf[start : index - 1])
+
+    def _line_too_long(self) -> RequestLineTooLong:
+        if self._got_start_line:
+            kind, status = "header", 431
+        else:
+            kind, status = "start", 414  # URI Too Long (RFC 9110 §15.5.15)
+        return RequestLineTooLong(
+            f"{kind} line longer than {self.limits.max_line} bytes", status=status
+        )
 
     def _parse_header_line(self, line: bytes) -> None:
         if line[0] in b" \t":
