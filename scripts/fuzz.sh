@@ -4,8 +4,9 @@
 # executions, two targets at a time, with limits of 1 s of CPU per input and 256 MiB.
 # (The limit per input is on CPU time, measured around each call: libFuzzer's own is on
 # the wall clock, and a hypervisor that stalls the machine for seconds made it report
-# hangs on inputs that replay in microseconds. Its wall-clock limit stays, at 60 s, for
-# an input that never returns.)
+# hangs on inputs that replay in microseconds. A stall can inflate one call's CPU time
+# too, so an input over the limit runs twice more and fails only if every run is over.
+# libFuzzer's wall-clock limit stays, at 60 s, for an input that never returns.)
 # Prints per target: executions, executions per second, wall and CPU seconds, the slowest
 # input's CPU seconds, peak RSS and crashes; then the total wall time. Fails on any crash
 # (an exception the API does not document, a broken invariant, the compiled and

@@ -73,24 +73,46 @@ class CpuLimited:
     or loaded machine does not inflate the way it does the wall clock. Each new
     slowest input is reported on stderr, as ``INFO: slowest input so far: S s
     of CPU``, for :func:`run_all`'s table.
+
+    An input over the limit is run again, up to ``retries`` times, and fails
+    only if every run is over: a slow input is slow each time it runs, whereas
+    a garbage collection or a hypervisor's stolen time that a guest kernel
+    books to the running thread lands on one run (on this machine's VM the
+    thread's CPU clock was seen to jump by tens of milliseconds at once). What
+    is reported is the fastest of the runs.
     """
 
-    def __init__(self, target: Callable[[bytes], None], limit: float) -> None:
+    def __init__(
+        self,
+        target: Callable[[bytes], None],
+        limit: float,
+        retries: int = 2,
+        clock: Callable[[], float] = time.thread_time,
+    ) -> None:
         self.target = target
         self.limit = limit
+        self.retries = retries
+        self.clock = clock
         self.slowest = 0.0
 
-    def __call__(self, data: bytes) -> None:
-        start = time.thread_time()
+    def _timed(self, data: bytes) -> float:
+        start = self.clock()
         self.target(data)
-        spent = time.thread_time() - start
+        return self.clock() - start
+
+    def __call__(self, data: bytes) -> None:
+        spent = self._timed(data)
+        for _ in range(self.retries):
+            if spent <= self.limit:
+                break
+            spent = min(spent, self._timed(data))
         if spent > self.slowest:
             self.slowest = spent
             print(f"INFO: slowest input so far: {spent:.6f} s of CPU", file=sys.stderr, flush=True)
             if spent > self.limit:
                 raise SlowInput(
-                    f"a {len(data)}-byte input took {spent:.3f} s of CPU, "
-                    f"over the limit of {self.limit} s"
+                    f"a {len(data)}-byte input took {spent:.3f} s of CPU in each of "
+                    f"{self.retries + 1} runs, over the limit of {self.limit} s"
                 )
 
 
